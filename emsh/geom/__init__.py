@@ -1,0 +1,1 @@
+"""Geometry: Euler-angle conventions, point-group symmetry, orientation sampling."""

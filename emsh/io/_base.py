@@ -1,0 +1,36 @@
+"""What every image-format module provides, and the facts it reports about a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Shape and kind of an image file, read from its header alone.
+
+    Attributes:
+        path: the file.
+        format: ``"spider"``, ``"mrc"`` or ``"hdf"``.
+        shape: shape of one image or volume in numpy order, ``(ny, nx)`` or ``(nz, ny, nx)``.
+        n_images: number of images in a stack (highest member number for a SPIDER stack);
+            1 for a single image or volume.
+        is_stack: True when the file is a stack (even a stack of one).
+        apix: pixel size in Å, or None when the file does not record one.
+        is_fourier: True for SPIDER Fourier-format files (complex half-spectrum data).
+        extra: format-specific header facts (e.g. SPIDER header words by name).
+    """
+
+    path: str
+    format: str
+    shape: tuple[int, ...]
+    n_images: int = 1
+    is_stack: bool = False
+    apix: float | None = None
+    is_fourier: bool = False
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def ndim(self) -> int:
+        """2 for images, 3 for volumes."""
+        return len(self.shape)
