@@ -1,0 +1,3 @@
+from emsh.cli import main
+
+raise SystemExit(main())
