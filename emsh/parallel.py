@@ -89,6 +89,9 @@ class MPIComm(SerialComm):
         self._comm = MPI.COMM_WORLD
         self.rank = self._comm.Get_rank()
         self.size = self._comm.Get_size()
+        # Ranks share the node's cores: unless told otherwise, each FFT uses its share.
+        if self.size > 1 and "EMSH_FFT_THREADS" not in os.environ:
+            os.environ["EMSH_FFT_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.size))
 
     def barrier(self) -> None:
         self._comm.Barrier()

@@ -27,6 +27,20 @@ def golden() -> Path:
     return GOLDEN
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Keep FFTW wisdom and backend choices of the test run out of the user's cache."""
+    old = {k: os.environ.get(k) for k in ("EMSH_CACHE_DIR", "EMSH_FFT_PLAN_TIMELIMIT")}
+    os.environ["EMSH_CACHE_DIR"] = str(tmp_path_factory.mktemp("emsh-cache"))
+    os.environ["EMSH_FFT_PLAN_TIMELIMIT"] = "1"
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A generator with a fixed seed, so every test is repeatable."""
