@@ -1,0 +1,796 @@
+"""SPIDER document ("doc") files, read and written exactly as SPIDER does.
+
+A doc file is plain text. SPIDER writes, in this order of appearance:
+
+* a header line when it creates the file, ``' ;spi/dat   21-NOV-2026 AT 14:44:27   x.dat'``
+  (``(' ;',A,'/',A,3X,A,' AT ',A,3X,A)``);
+* data lines ``key count v1 .. vn``: ``(I5,1X,I1,n(1X,1PG13.6),1X)`` for keys up to
+  99999, ``I6`` for keys up to 999999, and the wide ``(I10,1X,I4,...)`` layout for
+  larger keys or more than 9 values;
+* comment keys (``SD -k``): ``(' ;',I8,1X,I1,n(1X,1PG13.6))``, at most 9 values;
+* text comments (``SD /text``): ``' ; '`` followed by the text, trailing blanks cut.
+
+"Register n" is value n of a line; key and count are not registers. Reading is
+free format (blanks or commas), falling back to the pre-2004 fixed layout
+``(I6,I1,n F12.6)``; comment lines (character 2 is ``;`` or the line starts with
+``;``), blank lines and lines with a count <= 0, a key 0 or a negative key are
+skipped as SPIDER skips them. Values are stored as float64 but SPIDER keeps them in
+single precision, so writing formats ``float32(value)`` and the doc operations
+(:func:`sort_doc`, :func:`find_line`) compare in float32, as SPIDER does.
+
+Look-ups follow SPIDER's in-core array: one row per key, the **last** line of a
+duplicated key wins (``UD``, ``UD IC``, ``UD NEXT``, ``UD FIND``, ``DOC SORT``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from emsh.errors import DataFormatError, OperationError, UsageError
+from emsh.io._atomic import atomic_open
+from emsh.table import Table
+
+__all__ = [
+    "DocHeader", "DocFile", "DocWriter", "read_doc", "write_doc",
+    "format_value", "format_data_line", "format_comment_key", "format_text_comment",
+    "format_header_line", "sort_doc", "combine_docs", "ud_next_order", "find_line",
+]
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_HEADER = re.compile(r"^ ;(?P<prj>[^/\s]*)/(?P<dat>\S*)\s+(?P<date>\d\d-[A-Z]{3}-\d{4}) AT "
+                     r"(?P<time>\d\d:\d\d:\d\d)\s+(?P<name>.*?)\s*$")
+_INT = re.compile(r"[+-]?\d+\Z")
+_EXP_NO_LETTER = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))([+-]\d+)\Z")
+_SEP = re.compile(r"[\s,]+")
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+MAX_COMMENT_KEY = 9_999_999
+MAX_KEY = 2**31 - 1
+
+
+# ----------------------------------------------------------------------------- writing text
+def format_value(x: float) -> str:
+    """One value as Fortran ``1PG13.6`` of its float32, 13 characters (gfortran's text).
+
+    Magnitudes that round to [0.1, 1e6) at 6 significant digits print as ``F9.d`` plus 4
+    blanks with 6 significant digits (``'   0.750000    '`` without the separator);
+    others as ``1PE13.6`` (``' 6.250000E-02'``); zero as ``'  0.00000    '``.
+    """
+    return _values_text([x])[1:]
+
+
+def _g13(v: float) -> str:
+    """:func:`format_value` of a Python float that already holds a float32 value."""
+    if v == 0.0:
+        return " -0.00000    " if math.copysign(1.0, v) < 0 else "  0.00000    "
+    if not math.isfinite(v):
+        return ("NaN" if v != v else "-Infinity" if v < 0 else "Infinity").rjust(13)
+    exp10 = int(("%.5e" % v)[-3:])
+    if -1 <= exp10 <= 5:
+        return "%#9.*f    " % (5 - exp10, v)
+    return "%13.6E" % v
+
+
+def _values_text(values) -> str:
+    v64 = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    with np.errstate(over="ignore"):
+        v32 = v64.astype(np.float32)
+    if (np.isinf(v32) & np.isfinite(v64)).any():
+        raise UsageError(f"doc file value {v64[np.isinf(v32)][0]:g} is beyond single precision")
+    return "".join([" " + _g13(v) for v in v32.tolist()])
+
+
+def _int_key(key, what: str = "key") -> int:
+    k = float(key)
+    if not np.isfinite(k) or k != int(k):
+        raise UsageError(f"doc file {what} must be a whole number, got {key!r}")
+    return int(k)
+
+
+def _key_array(keys) -> np.ndarray:
+    arr = np.asarray(keys)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64).reshape(-1)
+    f = arr.astype(np.float64).reshape(-1)
+    if not (np.isfinite(f) & (f == np.round(f))).all():
+        raise UsageError("doc file keys must be whole numbers")
+    return f.astype(np.int64)
+
+
+def format_data_line(key: int, values) -> str:
+    """A data line exactly as SPIDER's ``SD`` writes it (no newline; ends in one blank).
+
+    Raises:
+        UsageError: for key 0, a negative key (use :func:`format_comment_key`) or a key
+            beyond a Fortran integer.
+    """
+    k = _int_key(key)
+    vals = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if k <= 0:
+        raise UsageError(f"doc file key must be >= 1 (negative keys are comment keys), got {k}")
+    if k > MAX_KEY or vals.size > 9999:
+        raise UsageError(f"doc file line too large: key {k}, {vals.size} values")
+    if vals.size > 9 or k > 999_999:
+        head = f"{k:10d} {vals.size:4d}"
+    elif k <= 99_999:
+        head = f"{k:5d} {vals.size:1d}"
+    else:
+        head = f"{k:6d} {vals.size:1d}"
+    return head + _values_text(vals) + " "
+
+
+def format_comment_key(key: int, values) -> str:
+    """A comment-key line as ``SD -k`` writes it: ``' ;'``, key as I8, count, values.
+
+    ``key`` may be given as -k or k. At most 9 values, key up to 9 999 999.
+    """
+    k = abs(_int_key(key, "comment key"))
+    vals = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if k == 0 or k > MAX_COMMENT_KEY:
+        raise UsageError(f"comment key must be in -9999999..-1, got {-k}")
+    if not 1 <= vals.size <= 9:
+        raise UsageError(f"a comment key holds 1 to 9 values, got {vals.size}")
+    return f" ;{k:8d} {vals.size:1d}" + _values_text(vals)
+
+
+def format_text_comment(text: str, *, upper: bool = False) -> str:
+    """A text comment as ``SD /text`` writes it: ``' ; '`` + text without trailing blanks.
+
+    Args:
+        text: the comment; no line breaks.
+        upper: upper-case ASCII letters, as ``SD /`` does with its text.
+    """
+    if "\n" in text or "\r" in text:
+        raise UsageError("a doc file comment must be a single line")
+    if upper:
+        text = text.translate(_UPPER)
+    return " ; " + text.rstrip()
+
+
+def format_header_line(project_ext: str, data_ext: str, name: str, when: datetime) -> str:
+    """The header SPIDER writes when it creates a doc file, e.g.
+    ``' ;spi/dat   21-NOV-2026 AT 15:04:26   data_doc.dat'``."""
+    return (f" ;{project_ext}/{data_ext}   {when.day:02d}-{_MONTHS[when.month - 1]}-{when.year:04d}"
+            f" AT {when.hour:02d}:{when.minute:02d}:{when.second:02d}   {name}")
+
+
+@dataclass(frozen=True)
+class DocHeader:
+    """The first line of a SPIDER doc file: project/data extensions, date, time, name."""
+
+    project_ext: str
+    data_ext: str
+    date: str
+    time: str
+    name: str
+
+    @property
+    def when(self) -> datetime | None:
+        """Date and time as a datetime, or None if they do not parse."""
+        try:
+            d, mon, y = self.date.split("-")
+            hh, mm, ss = (int(t) for t in self.time.split(":"))
+            return datetime(int(y), _MONTHS.index(mon) + 1, int(d), hh, mm, ss)
+        except ValueError:
+            return None
+
+    @property
+    def text(self) -> str:
+        """The header line as SPIDER writes it."""
+        return f" ;{self.project_ext}/{self.data_ext}   {self.date} AT {self.time}   {self.name}"
+
+
+# ----------------------------------------------------------------------------- reading text
+def _to_float(tok: str) -> float | None:
+    """A Fortran list-directed real: also ``1.0D-4``, ``1.0-4``, ``3.``; None if not one."""
+    if "_" in tok:
+        return None
+    t = tok.replace("D", "E").replace("d", "e")
+    try:
+        return float(t)
+    except ValueError:
+        m = _EXP_NO_LETTER.match(t)
+        return float(f"{m.group(1)}e{m.group(2)}") if m else None
+
+
+def _fixed_int(field: str) -> int | None:
+    f = field.replace(" ", "")
+    return int(f) if _INT.match(f) else (0 if f == "" else None)
+
+
+def _fixed_values(line: str, count: int) -> list[float] | None:
+    """Values of the pre-2004 layout ``(I6,I1,n F12.6)``; None when it does not fit."""
+    out = []
+    for i in range(count):
+        f = line[7 + 12 * i: 19 + 12 * i].replace(" ", "")
+        if not f:
+            return None
+        if "." not in f and _INT.match(f):
+            out.append(int(f) * 1e-6)
+            continue
+        v = _to_float(f)
+        if v is None:
+            return None
+        out.append(v)
+    return out
+
+
+def _comment_key(rest: str):
+    toks = [t for t in _SEP.split(rest.strip()) if t]
+    if len(toks) < 2 or not (_INT.match(toks[0]) and _INT.match(toks[1])):
+        return None
+    key, count = abs(int(toks[0])), int(toks[1])
+    vals = [_to_float(t) for t in toks[2:2 + count]]
+    if count <= 0 or len(vals) < count or None in vals or key == 0:
+        return None
+    return key, np.asarray(vals, dtype=np.float64)
+
+
+def _parse_data(path, lineno: int, line: str):
+    """(key, count, values) of a data line, or raise DataFormatError."""
+    toks = [t for t in _SEP.split(line.strip()) if t]
+    fixed = not (len(toks) >= 2 and _INT.match(toks[0]) and _INT.match(toks[1]))
+    if fixed:
+        key, count = _fixed_int(line[:6]), _fixed_int(line[6:7])
+        if key is None or count is None or line[:7].strip() == "":
+            raise DataFormatError(path, f"line {lineno}: expected 'key count values...', "
+                                        f"got {line.strip()[:60]!r}")
+    else:
+        key, count = int(toks[0]), int(toks[1])
+    if count <= 0 or key <= 0:
+        return key, count, None
+    if not fixed:
+        vals = [_to_float(t) for t in toks[2:2 + count]]
+        if len(vals) == count and None not in vals:
+            return key, count, vals
+    vals = _fixed_values(line, count)
+    if vals is not None:
+        return key, count, vals
+    have = toks[2:2 + count]
+    bad = [t for t in have if _to_float(t) is None]
+    if bad:
+        raise DataFormatError(path, f"line {lineno}: {bad[0]!r} is not a number")
+    raise DataFormatError(path, f"line {lineno}: key {key} says {count} values but the line "
+                                f"holds {len(have)}")
+
+
+def _decode(path, raw: bytes) -> list[str]:
+    if raw.strip() == b"":
+        raise DataFormatError(path, "empty file; expected a SPIDER document file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = text.split("\n")
+    for i, line in enumerate(lines, 1):
+        if _BINARY.search(line):
+            raise DataFormatError(path, f"line {i}: binary data; not a text document file")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def read_doc(path: str | os.PathLike) -> DocFile:
+    """Read a SPIDER doc file (any layout SPIDER reads, AP SH's and AP REF's included).
+
+    Raises:
+        DataFormatError: file missing, empty or binary; a value that is not a number; a
+            line with fewer values than its count says. The message gives the line.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise DataFormatError(p, "file not found") from None
+    except IsADirectoryError:
+        raise DataFormatError(p, "is a folder, not a document file") from None
+    keys, nregs, rows, items, comments, ckeys, skipped = [], [], [], [], [], {}, []
+    header = None
+    for lineno, line in enumerate(_decode(p, raw), 1):
+        if not line.strip():
+            continue
+        if line[1:2] == ";" or line.lstrip().startswith(";"):
+            m = _HEADER.match(line)
+            if m and not items:
+                header = DocHeader(m["prj"], m["dat"], m["date"], m["time"], m["name"])
+                items.append(("header", header.text))
+                continue
+            rest = line[line.index(";") + 1:]
+            ck = _comment_key(rest)
+            if ck is not None:
+                ckeys[ck[0]] = ck[1]
+                items.append(("ckey", ck[0], ck[1]))
+            else:
+                txt = rest[1:] if rest.startswith(" ") else rest
+                comments.append(txt)
+                items.append(("text", txt))
+            continue
+        key, count, vals = _parse_data(p, lineno, line)
+        if vals is None:
+            why = "count <= 0" if count <= 0 else ("key 0" if key == 0 else "negative key")
+            skipped.append((lineno, why))
+            continue
+        items.append(("data", len(keys)))
+        keys.append(key)
+        nregs.append(count)
+        rows.append(vals)
+    doc = DocFile(keys, rows, nregs, comment_keys=ckeys, comments=comments, header=header,
+                  path=str(p))
+    doc._items = items
+    doc.skipped = skipped
+    return doc
+
+
+# ----------------------------------------------------------------------------- the doc object
+def _pad(values, nregs) -> tuple[np.ndarray, np.ndarray]:
+    """(values zero-padded to the longest line, counts) from a 2-D array or ragged rows."""
+    if isinstance(values, np.ndarray) and values.ndim == 2:
+        counts = np.full(values.shape[0], values.shape[1]) if nregs is None else nregs
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+        if counts.size and (counts.max() > values.shape[1] or counts.min() < 0):
+            raise UsageError("a register count exceeds the values given")
+        out = values[:, : counts.max(initial=0)].astype(np.float64)
+        out[np.arange(out.shape[1])[None, :] >= counts[:, None]] = 0.0
+        return out, counts
+    rows = [np.atleast_1d(np.asarray(r, dtype=np.float64)) for r in values]
+    counts = np.asarray([r.size for r in rows] if nregs is None else nregs, dtype=np.int64)
+    out = np.zeros((len(rows), counts.max(initial=0)), dtype=np.float64)
+    for i, (r, n) in enumerate(zip(rows, counts.tolist())):
+        if n > r.size:
+            raise UsageError(f"line {i + 1}: register count {n} but {r.size} values given")
+        out[i, :n] = r[:n]
+    return out, counts
+
+
+class DocFile:
+    """The lines of a doc file, in file order. Treat it as read-only: the doc operations
+    return new DocFiles.
+
+    Attributes:
+        keys: int64 ``(n_lines,)``, the key of every data line (duplicates kept).
+        values: float64 ``(n_lines, n_cols)``, registers, zero-padded past ``nregs``.
+        nregs: int64 ``(n_lines,)``, the register count of every data line.
+        comment_keys: ``{k: values}`` for comment-key lines (``SD -k``), last one wins.
+        comments: text comments (the text after ``' ; '``), in file order.
+        header: the creation header line, parsed, or None.
+        path: the file read, or None.
+        skipped: ``(line number, reason)`` of data lines SPIDER skips (key 0, count 0).
+    """
+
+    def __init__(self, keys, values, nregs=None, *, comment_keys=None, comments=None,
+                 header: DocHeader | None = None, path: str | None = None):
+        self.keys = _key_array(keys)
+        self.values, self.nregs = _pad(values, nregs)
+        if self.values.shape[0] != self.keys.size or self.nregs.size != self.keys.size:
+            raise UsageError(f"{self.keys.size} keys but {self.values.shape[0]} rows of values")
+        self.comment_keys = {abs(int(k)): np.asarray(v, dtype=np.float64)
+                             for k, v in (comment_keys or {}).items()}
+        self.comments = list(comments or [])
+        self.header = header
+        self.path = path
+        self.skipped: list[tuple[int, str]] = []
+        self._last: dict[int, int] | None = None
+        self._items = ([("header", header.text)] if header else []) \
+            + [("text", c) for c in self.comments] \
+            + [("ckey", k, v) for k, v in self.comment_keys.items()] \
+            + [("data", i) for i in range(len(self.keys))]
+
+    def __repr__(self) -> str:
+        return (f"DocFile({self.path!r}, lines={self.n_lines}, registers={self.n_cols}, "
+                f"max_key={self.max_key})")
+
+    @property
+    def n_lines(self) -> int:
+        """Data lines, duplicates included (``UD N``'s third value)."""
+        return int(self.keys.size)
+
+    @property
+    def n_cols(self) -> int:
+        """Largest register count of any line (``UD N``'s second value)."""
+        return int(self.nregs.max()) if self.nregs.size else 0
+
+    @property
+    def max_key(self) -> int:
+        """Highest key in use (``UD N``'s first value); 0 for a doc with no data."""
+        return int(self.keys.max()) if self.keys.size else 0
+
+    def _where(self) -> str:
+        return self.path or "doc file"
+
+    def row(self, i: int) -> np.ndarray:
+        """Registers of data line ``i`` (0-based, file order), ``nregs[i]`` long."""
+        return self.values[i, : self.nregs[i]].copy()
+
+    def rows(self) -> list[np.ndarray]:
+        """Registers of every data line, each as long as its own count."""
+        return [self.row(i) for i in range(self.n_lines)]
+
+    def get(self, key: int) -> np.ndarray:
+        """Registers of ``key``: its **last** line, as ``UD``; a negative key reads comment key.
+
+        Raises:
+            UsageError: when the key is not in the file.
+        """
+        k = _int_key(key)
+        if k < 0:
+            if -k not in self.comment_keys:
+                raise UsageError(f"{self._where()}: comment key {k} not found")
+            return self.comment_keys[-k].copy()
+        if self._last is None:                  # key -> last line, built once (read-only doc)
+            self._last = dict(zip(*(a.tolist() for a in _incore(self))))
+        if k not in self._last:
+            raise UsageError(f"{self._where()}: key {k} not found (keys run "
+                             f"{self.keys.min() if self.keys.size else 0}..{self.max_key})")
+        return self.row(self._last[k])
+
+    def next_line_with_key(self, key: int, start: int = 0) -> int:
+        """Index of the next data line holding ``key`` at or after ``start``, wrapping once
+        to the top, as ``UD S`` reads sequentially. Raises UsageError if absent."""
+        k = _int_key(key)
+        order = np.r_[np.arange(start, self.n_lines), np.arange(0, min(start, self.n_lines))]
+        hit = order[self.keys[order] == k] if order.size else order
+        if hit.size == 0:
+            raise UsageError(f"{self._where()}: key {k} not found")
+        return int(hit[0])
+
+    def registers(self, n: int) -> np.ndarray:
+        """Register ``n`` (1-based) of every data line, zero where a line is shorter;
+        ``n = 0`` gives the keys, as SPIDER's column numbering does."""
+        if n == 0:
+            return self.keys.astype(np.float64)
+        if not 1 <= n <= self.n_cols:
+            raise UsageError(f"{self._where()}: register {n} not in 1..{self.n_cols}")
+        return self.values[:, n - 1].copy()
+
+    def to_table(self) -> Table:
+        """A Table with columns ``key, reg1..regN`` (short lines padded with zeros)."""
+        cols = {"key": self.keys}
+        for j in range(self.n_cols):
+            cols[f"reg{j + 1}"] = self.values[:, j]
+        return Table(cols, name=Path(self.path).stem if self.path else "")
+
+    @classmethod
+    def from_table(cls, table: Table) -> DocFile:
+        """A DocFile from a Table with ``key`` and ``reg1..regN`` (optional ``nregs``)."""
+        if "key" not in table:
+            raise UsageError("a doc table needs a 'key' column")
+        regs = sorted((int(m[1]), c) for c in table.columns if (m := re.fullmatch(r"reg(\d+)", c)))
+        if [i for i, _ in regs] != list(range(1, len(regs) + 1)):
+            raise UsageError("doc table register columns must be reg1..regN without gaps")
+        vals = np.stack([np.asarray(table[c], dtype=np.float64) for _, c in regs], axis=1) \
+            if regs else np.zeros((len(table), 0))
+        nregs = table["nregs"] if "nregs" in table else None
+        return cls(table["key"], vals, nregs, path=None)
+
+    def lines(self, *, header: str | None = None) -> list[str]:
+        """The file's lines as SPIDER would write them, in file order.
+
+        Args:
+            header: header line to use; None keeps the parsed one (or writes none).
+        """
+        out = [] if header is None else [header]
+        for item in self._items:
+            if item[0] == "header":
+                if header is None:
+                    out.append(item[1])
+            elif item[0] == "text":
+                out.append(format_text_comment(item[1]))
+            elif item[0] == "ckey":
+                out.append(format_comment_key(item[1], item[2]))
+            else:
+                i = item[1]
+                out.append(format_data_line(self.keys[i], self.row(i)))
+        return out
+
+    def save(self, path, *, overwrite: bool = False, project_ext: str = "spi",
+             data_ext: str | None = None, when: datetime | None = None) -> None:
+        """Write the whole doc atomically under a fresh SPIDER header line."""
+        head = format_header_line(project_ext, _data_ext(path, data_ext), os.fspath(path),
+                                  when or datetime.now())
+        _write_lines(path, self.lines(header=head), overwrite)
+
+
+def _data_ext(path, data_ext):
+    return data_ext if data_ext is not None else (Path(path).suffix[1:] or "dat")
+
+
+def _write_lines(path, lines, overwrite):
+    with atomic_open(path, "w", overwrite=overwrite, encoding="utf-8", newline="\n") as fh:
+        fh.writelines(ln + "\n" for ln in lines)
+
+
+def write_doc(path, keys, rows, *, comments=None, heading=None, comment_keys=None,
+              overwrite: bool = False, project_ext: str = "spi", data_ext: str | None = None,
+              when: datetime | None = None) -> None:
+    """Write a whole doc file atomically: header, heading, comments, comment keys, data.
+
+    Args:
+        path: destination; its name (as given) goes into the header line.
+        keys: one key (>= 1) per line.
+        rows: a 2-D array (one row per key) or a sequence of 1-D sequences (ragged).
+        comments: text comments, written after the heading.
+        heading: a column-heading text comment written right after the header, e.g.
+            ``'          PSI,         THETA,          PHI'`` as VO EA writes it.
+        comment_keys: ``{k: values}`` written as ``SD -k`` lines.
+        overwrite: replace an existing file (else OutputExistsError).
+        project_ext, data_ext: the header's ``prj/dat``; data_ext defaults to the suffix.
+        when: header date and time (default: now).
+    """
+    doc = DocFile(keys, rows)
+    head = format_header_line(project_ext, _data_ext(path, data_ext), os.fspath(path),
+                              when or datetime.now())
+    lines = [head]
+    if heading is not None:
+        lines.append(format_text_comment(heading))
+    lines += [format_text_comment(c) for c in (comments or [])]
+    lines += [format_comment_key(k, v) for k, v in (comment_keys or {}).items()]
+    lines += doc.lines()
+    _write_lines(path, lines, overwrite)
+
+
+class DocWriter:
+    """Append lines to a doc file as SPIDER's ``SD`` does; ``close()`` is ``SD E``.
+
+    The file is opened at the first write: created with a header line if it does not
+    exist (or if ``overwrite``), otherwise appended to without a new header. Every line is
+    flushed at once, so a reader sees whole lines.
+    """
+
+    def __init__(self, path, *, project_ext: str = "spi", data_ext: str | None = None,
+                 overwrite: bool = False, when: datetime | None = None):
+        self.path = Path(path)
+        self._name = os.fspath(path)
+        self._prj, self._dat = project_ext, _data_ext(path, data_ext)
+        self._overwrite, self._when = overwrite, when
+        self._fh = None
+
+    def _open(self):
+        if self._fh is not None:
+            return self._fh
+        new = self._overwrite or not self.path.exists()
+        if not new:
+            with open(self.path, "rb") as fh:
+                head = fh.read(4096)
+                if b"\x00" in head:
+                    raise DataFormatError(self.path, "binary file; cannot append doc lines")
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() > 0:
+                    fh.seek(-1, os.SEEK_END)
+                    needs_nl = fh.read(1) != b"\n"
+                else:
+                    needs_nl = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "w" if new else "a", encoding="utf-8", newline="\n")
+        if new:
+            self._put(format_header_line(self._prj, self._dat, self._name,
+                                         self._when or datetime.now()))
+        elif needs_nl:
+            self._fh.write("\n")
+        return self._fh
+
+    def _put(self, line: str) -> None:
+        self._fh.write(line + "\n")
+        self._fh.flush()
+
+    def write(self, key: int, values) -> None:
+        """``SD key,v1,..``; a negative key writes a comment key (``SD -k``)."""
+        k = _int_key(key)
+        line = format_comment_key(k, values) if k < 0 else format_data_line(k, values)
+        self._open()
+        self._put(line)
+
+    def comment(self, text: str, *, upper: bool = False) -> None:
+        """``SD /text`` (pass ``upper=True`` for SPIDER's upper-casing)."""
+        line = format_text_comment(text, upper=upper)
+        self._open()
+        self._put(line)
+
+    def close(self) -> None:
+        """``SD E``: close the file (writing nothing if nothing was written)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> DocWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- doc operations
+def _incore(doc: DocFile) -> tuple[np.ndarray, np.ndarray]:
+    """SPIDER's in-core view: ascending unique keys and, per key, its last line index."""
+    uk, inv = np.unique(doc.keys, return_inverse=True)
+    last = np.full(uk.size, -1, dtype=np.int64)
+    np.maximum.at(last, inv.reshape(-1), np.arange(doc.n_lines))
+    return uk, last
+
+
+def _singleton_order(a: np.ndarray) -> list[int]:
+    """Permutation that sorts ``a`` by Singleton's quicksort (CACM algorithm 347, as in
+    SPIDER's ``SORT``): median-of-three partitions, insertion sort of short pieces.
+
+    It is not stable; ties come out in the order this exact algorithm leaves them, which
+    is what ``DOC SORT`` writes.
+    """
+    n = len(a)
+    A = [0.0] + [float(v) for v in a]          # 1-based, as in the published algorithm
+    B = [0] + list(range(n))
+    lo, hi = [0] * 40, [0] * 40
+    m, i, j = 1, 1, n
+    step = "split_or_pop"
+    while True:
+        if step == "split_or_pop":
+            step = "pop" if i >= j else "split"
+        if step == "split":
+            k, ij = i, (i + j) // 2
+            t = A[ij]
+            # element moves are sequential statements, as in the Fortran: i may equal ij
+            if A[i] > t:
+                A[ij] = A[i]
+                A[i] = t
+                t = A[ij]
+                x = B[i]
+                B[i] = B[ij]
+                B[ij] = x
+            l = j
+            if A[j] < t:
+                if A[j] < A[i]:
+                    A[ij] = A[i]
+                    A[i] = A[j]
+                    A[j] = t
+                    x = B[j]
+                    B[j] = B[ij]
+                    B[ij] = B[i]
+                    B[i] = x
+                else:
+                    A[ij] = A[j]
+                    A[j] = t
+                    x = B[ij]
+                    B[ij] = B[j]
+                    B[j] = x
+                t = A[ij]
+            while True:
+                l -= 1
+                while A[l] > t:
+                    l -= 1
+                tt = A[l]
+                k += 1
+                while A[k] < t:
+                    k += 1
+                if k > l:
+                    break
+                A[l] = A[k]
+                A[k] = tt
+                x = B[l]
+                B[l] = B[k]
+                B[k] = x
+            if l - i <= j - k:
+                lo[m], hi[m], j = k, j, l
+            else:
+                lo[m], hi[m], i = i, l, k
+            m += 1
+            step = "short"
+        elif step == "pop":
+            m -= 1
+            if m == 0:
+                return B[1:]
+            i, j = lo[m], hi[m]
+            step = "short"
+        if step == "short":
+            if j - i >= 11:
+                step = "split"
+            elif i == 1:
+                step = "split_or_pop"
+            else:
+                for s in range(i, j):           # straight insertion; A[i-1] is a sentinel
+                    t = A[s + 1]
+                    if A[s] <= t:
+                        continue
+                    x, q = B[s + 1], s
+                    while True:
+                        A[q + 1], B[q + 1] = A[q], B[q]
+                        q -= 1
+                        if not t < A[q]:
+                            break
+                    A[q + 1], B[q + 1] = t, x
+                step = "pop"
+
+
+def sort_doc(doc: DocFile, column: int, *, descending: bool = False, renumber: bool = True,
+             remove_duplicates: bool = False) -> DocFile:
+    """``DOC SORT``: the doc's lines sorted by a register, exactly as SPIDER writes them.
+
+    SPIDER loads the doc by key (the last line of a duplicated key replaces the earlier
+    ones, whose data are lost), pads every line with zeros to the largest register count,
+    sorts with its unstable Singleton quicksort on float32 values, and writes keys 1..n
+    (``renumber``) or the original keys.
+
+    Args:
+        doc: the input doc.
+        column: register to sort by, 0 = key; a negative column sorts descending.
+        descending: reverse order (same as a negative column).
+        renumber: keys 1..n instead of the original keys.
+        remove_duplicates: keep only the first line (in ascending sorted order) of each
+            value in the column. Ignored when sorting by key.
+    """
+    column = _int_key(column, "sort column")
+    if column < 0:
+        column, descending = -column, True
+    width = doc.n_cols
+    if doc.n_lines == 0:
+        return DocFile([], [])
+    if column > width:
+        raise UsageError(f"{doc._where()}: sort column {column} not in 0..{width}")
+    uk, last = _incore(doc)
+    vals = doc.values[last, :width]
+    if column == 0:
+        perm = list(range(uk.size))
+    else:
+        col = vals[:, column - 1].astype(np.float32)
+        if np.isnan(col).any():
+            raise OperationError(f"register {column} holds NaN; cannot sort", code="DOC SORT")
+        perm = _singleton_order(col)
+        if remove_duplicates:
+            kept, prev = [], np.float32(col[perm[0]]) + np.float32(1000.0)
+            for p in perm:
+                if col[p] != prev:
+                    kept.append(p)
+                    prev = col[p]
+            perm = kept
+        if descending:
+            perm = perm[::-1]
+    keys = np.arange(1, len(perm) + 1) if renumber else uk[perm]
+    return DocFile(keys, vals[perm], [width] * len(perm))
+
+
+def combine_docs(docs) -> DocFile:
+    """``DOC COMBINE``: the docs' data lines one after another under keys 1..n.
+
+    Each input is read by key (last line of a duplicated key wins, ascending keys) and
+    each of its lines is padded with zeros to that input's largest register count.
+    Comments and comment keys are dropped. Paths are read with :func:`read_doc`.
+    """
+    rows, counts = [], []
+    for d in docs:
+        d = d if isinstance(d, DocFile) else read_doc(d)
+        for i in _incore(d)[1]:
+            rows.append(d.values[i, : d.n_cols])
+            counts.append(d.n_cols)
+    return DocFile(np.arange(1, len(rows) + 1), rows, counts)
+
+
+def ud_next_order(doc: DocFile) -> list[tuple[int, np.ndarray]]:
+    """``(key, registers)`` in the order ``UD NEXT`` returns them: ascending keys, the
+    last line of a duplicated key. ``UD NEXT`` then gives key 0."""
+    uk, last = _incore(doc)
+    return [(int(k), doc.row(int(i))) for k, i in zip(uk, last)]
+
+
+def find_line(doc: DocFile, column: int, value: float) -> tuple[int, np.ndarray]:
+    """``UD FIND``: the first key, in ascending key order, whose register ``column`` equals
+    ``value`` (float32 comparison); ``(0, empty)`` when none does.
+
+    SPIDER reads lines into one buffer, so a line shorter than ``column`` is compared
+    with the value left there by the previous line; this is kept. ``column = 0``
+    compares the key (SPIDER compares an unset slot there).
+    """
+    column = _int_key(column, "register column")
+    if not 0 <= column <= doc.n_cols:
+        raise UsageError(f"{doc._where()}: register {column} not available (1..{doc.n_cols})")
+    want = np.float32(value)
+    buf = np.zeros(max(doc.n_cols, 1), dtype=np.float32)
+    for k, regs in ud_next_order(doc):
+        buf[: regs.size] = regs
+        have = np.float32(k) if column == 0 else buf[column - 1]
+        if have == want:
+            return k, regs
+    return 0, np.zeros(0)
