@@ -33,3 +33,15 @@ def test_overwrite_replaces_and_creates_folders(tmp_path):
     with atomic_open(target, overwrite=True) as fh:
         fh.write(b"two")
     assert target.read_bytes() == b"two"
+
+
+def test_new_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "d.dat") as fh:
+            fh.write(b"x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "d.dat").stat().st_mode & 0o777 == 0o644
