@@ -32,19 +32,25 @@ Other programs' parameter sets convert exactly (``CTFParams.from_*``/``to_*``):
   :func:`spider_tf_c3` and :func:`spider_tf_ct` reproduce SPIDER's arrays exactly,
   quirks included (TF C3 turns astigmatism into a constant defocus offset; TF CT
   flips the astigmatism on the kx = 0 column and takes azimuths from indices).
+
+Layout: this module holds the parameters, their converters, CTF arrays and the
+corrections (apply, phase flip, Wiener). SPIDER's ``TF C3/CT/COR/CTS`` live in
+:mod:`emsh.kernels.ctf_spider` and defocus estimation in :mod:`emsh.kernels.ctf_estimate`;
+their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.optimize import minimize, minimize_scalar
 
 from emsh import fft as _fft
 from emsh.errors import UsageError
+from emsh.kernels.ctf_spider import spider_tf_c3, spider_tf_ct, tf_cor, tf_cts
 from emsh.kernels.fourier import (axis_freq, check_size, freq_grid_half, half_shape,
-                                  rotational_power_spectrum, spatial, spider_ft, spider_ift)
+                                  rotational_power_spectrum, spatial)
 
 __all__ = [
     "CTFParams", "SpiderTF", "wavelength_A", "spider_wavelength_A", "ctf_2d", "ctf_1d",
@@ -347,107 +353,6 @@ def ctf_1d(params: CTFParams, freq_A, angle_deg: float | None = None, sign: floa
     return out if params.batch_size is not None else out[0]
 
 
-# ----------------------------------------------------------------------------- SPIDER TF C3 / CT
-
-def _tfd32(cs1, dz, lam, q, ds, ak, wgh, env) -> np.ndarray:
-    """SPIDER's ``TFD`` in float32 with its order of operations (``tfd.f``)."""
-    cs1, lam, q, ds, wgh, env = (_F(v) for v in (cs1, lam, q, ds, wgh, env))
-    pi2 = np.float64(-9.8696050643920898400000)            # -pi^2, double as in SPIDER
-    kpp = np.float64(11.09035491943359380000)               # 16 ln 2
-    f1 = _F(1.0) / np.sqrt(cs1 * lam)
-    f2 = np.sqrt(np.sqrt(cs1 * (lam * lam * lam)))
-    q1 = (q * f2) * (q * f2)
-    env1 = env / (f2 * f2)
-    akk = ak * f2
-    a2 = akk * akk
-    kappa = _F(np.float64(ds * ds * f1) * pi2 / kpp)
-    dz1 = dz * f1
-    p = a2 * akk - dz1 * akk
-    ch = np.exp(a2 * a2 * kappa)
-    b = (np.exp(pi2 * np.float64(q1) * (p * p).astype(np.float64)) * ch
-         * np.exp(-env1 * a2)).astype(_F)
-    qqt = _F(2.0 * np.pi) * (_F(0.25) * (a2 * a2) - _F(0.5) * dz1 * a2)   # float32, as built
-    return b * np.sin(qqt - wgh)
-
-
-def _spider_common(ans: SpiderTF, flip: bool, geh_zero_means_none: bool):
-    q, ds = (0.0, 0.0) if flip else (ans.source_size, ans.defocus_spread)
-    if flip or (ans.geh == 0 and geh_zero_means_none):
-        env = 0.0
-    elif ans.geh == 0:
-        raise UsageError("SPIDER TF C3: Gaussian envelope half-width 0 (SPIDER divides by it)")
-    else:
-        env = float(_F(1.0) / (_F(ans.geh) * _F(ans.geh)))
-    acr = _F(ans.acr)
-    wgh = np.arctan(acr / (_F(1.0) - acr))
-    return _F(max(ans.cs_mm, 1e-4)) * _F(1e7), ans.lambda_A, q, ds, wgh, env
-
-
-def _spider_out(tf: np.ndarray, ans: SpiderTF, flip: bool) -> np.ndarray:
-    sgn = _F(ans.sign)
-    val = np.where(tf >= 0, _F(1.0), _F(-1.0)) * sgn if flip else tf * sgn
-    return val.astype(np.complex64)
-
-
-def spider_tf_c3(answers: SpiderTF, n: int, flip: bool = False) -> np.ndarray:
-    """SPIDER ``TF C3`` (or ``TF CT3`` with ``flip``): cubic CTF in Fourier-file layout.
-
-    Reproduces ``trafc3.f`` in float32: frequency step ``fmax/(n//2)``, frequency
-    index ``sqrt(ix^2+iy^2+iz^2)``; the astigmatism azimuth is 0 for every non-zero
-    frequency, so astigmatism only shifts the defocus to ``DZ - DZA/2 sin(2 AZ)``.
-    ``flip`` gives ``+-sign`` (the sign of TF) and ignores the envelope terms.
-
-    Returns:
-        complex64 ``(n, n, n//2 + 1)`` with zero imaginary parts, as SPIDER writes it.
-    """
-    n = int(n)
-    check_size((n, n, n // 2 + 1), "TF C3")
-    cs1, lam, q, ds, wgh, env = _spider_common(answers, flip, False)
-    sc = _F(answers.fmax) / _F(n // 2)
-    k = np.arange(n)
-    k = np.where(k > n // 2, k - n, k).astype(_F)
-    kx = np.arange(n // 2 + 1, dtype=_F)
-    ak = np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + kx[None, None, :] ** 2) * sc
-    pi = np.float64(3.1415926)
-    azr = _F(answers.astig_azimuth_deg * (pi / 180.0))
-    dz = _F(answers.defocus_A)
-    half = _F(answers.astig_A) / _F(2.0)
-    dzz = np.where(ak != 0, dz + half * np.sin(_F(2.0) * (_F(0.0) - azr)),
-                   dz + half * np.sin(_F(2.0) * (_F(pi / 2.0) - azr))).astype(_F)
-    return _spider_out(_tfd32(cs1, dzz, lam, q, ds, ak, wgh, env), answers, flip)
-
-
-def spider_tf_ct(answers: SpiderTF, nx: int, ny: int | None = None, flip: bool = True):
-    """SPIDER ``TF CT`` (phase flipping, default) or ``TF C`` (``flip=False``), 2D.
-
-    Reproduces ``trafc.f`` in float32: ``s = fmax sqrt((2 kx/nx)^2 + (2 ky/ny)^2)``,
-    azimuth ``atan2(ky, kx) + pi/2`` from the integer frequency indices (so not the
-    true angle on non-square images), but ``pi/2`` on the whole ``kx = 0`` column (so
-    there the astigmatism has the opposite sign). ``TF CT`` returns ``+-sign`` by the
-    sign of TF (``TF >= 0`` gives ``+sign``); ``TF C`` returns ``sign * TF``.
-
-    Returns:
-        complex64 ``(ny, nx//2 + 1)`` with zero imaginary parts.
-    """
-    nx = int(nx)
-    ny = nx if not ny else int(ny)
-    check_size((ny, nx // 2 + 1), "TF CT")
-    cs1, lam, q, ds, wgh, env = _spider_common(answers, False, True)
-    if flip:
-        env = 0.0
-    kx = np.arange(nx // 2 + 1, dtype=_F)[None, :]
-    ky = np.arange(ny)
-    ky = np.where(ky > ny // 2, ky - ny, ky).astype(_F)[:, None]
-    kx, ky = np.broadcast_arrays(kx, ky)
-    sx, sy = _F(2.0) / _F(nx), _F(2.0) / _F(ny)
-    ak = _F(answers.fmax) * np.sqrt((kx * sx) ** 2 + (ky * sy) ** 2)
-    az = np.where(kx != 0, np.arctan2(ky, kx) + np.pi / 2.0, np.pi / 2.0).astype(_F)
-    azr = _F(answers.astig_azimuth_deg * (np.pi / 180.0))
-    dzz = (_F(answers.defocus_A) + _F(answers.astig_A) / _F(2.0)
-           * np.sin(_F(2.0) * (az - azr))).astype(_F)
-    return _spider_out(_tfd32(cs1, dzz, lam, q, ds, ak.astype(_F), wgh, env), answers, flip)
-
-
 # ----------------------------------------------------------------------------- corrections
 
 def _real_or_spectra(x, ndim: int):
@@ -490,185 +395,26 @@ def wiener(imgs, ctf, snr, ndim: int = 2) -> np.ndarray:
     return _back(G * (c / (c * c + 1.0 / snr)).astype(_F), shape, ndim)
 
 
-def tf_cor(x, ctf, shape=None) -> np.ndarray:
-    """SPIDER ``TF COR``: real result of ``spider_ift(spider_ft(x) * ctf)``.
+# ----------------------------------------------------------------------------- re-exports
+# estimate_defocus and DefocusFit live in emsh.kernels.ctf_estimate, which imports this
+# module (it builds CTFParams). They stay importable from here: the module __getattr__
+# below fetches them on first use, so neither module needs the other half-built at
+# import time, whichever is imported first. (ctf_spider needs nothing from this module
+# at run time, so its names are imported plainly at the top.)
+_ESTIMATION = frozenset({"DefocusFit", "estimate_defocus"})
 
-    Args:
-        x: real image/volume, or its SPIDER-convention half spectrum (a Fourier file);
-            extra leading axes are a batch.
-        ctf: one CTF in SPIDER Fourier layout (2D or 3D, complex or real); its number
-            of axes sets the dimensionality.
-        shape: real shape of ``x`` (needed when ``x`` is complex).
-    """
-    c = np.asarray(ctf)
-    nd = c.ndim
-    if np.iscomplexobj(x):
-        if shape is None:
-            raise UsageError("TF COR: give the real shape for Fourier input")
-        F = np.asarray(x, dtype=np.complex64)
-    else:
-        F = spider_ft(x, nd)
-        shape = np.shape(x)[np.ndim(x) - nd:]
-    if F.shape[F.ndim - nd:] != c.shape:
-        raise UsageError(f"TF COR: CTF of shape {c.shape} does not fit the spectrum {F.shape}")
-    return spider_ift(F * c, shape)
+if TYPE_CHECKING:
+    from emsh.kernels.ctf_estimate import DefocusFit, estimate_defocus
 
 
-def tf_cts(volumes, ctfs, snr: float, shape=None) -> np.ndarray:
-    """SPIDER ``TF CTS``: ``spider_ift(sum F_g conj(C_g) / (sum |C_g|^2 + 1/snr))``.
-
-    Args:
-        volumes: ``(g, *real)`` real images/volumes, or ``(g, *half)`` SPIDER spectra.
-        ctfs: ``(g, *half)`` CTFs in SPIDER Fourier layout, one per input.
-        snr: signal-to-noise ratio (> 0).
-        shape: real shape (needed for Fourier input).
-    """
-    if snr <= 0:
-        raise UsageError("TF CTS: SNR must be > 0")
-    C = np.asarray(ctfs)
-    nd = C.ndim - 1
-    if np.iscomplexobj(volumes):
-        if shape is None:
-            raise UsageError("TF CTS: give the real shape for Fourier input")
-        F = np.asarray(volumes, dtype=np.complex64)
-    else:
-        F = spider_ft(volumes, nd)
-        shape = np.shape(volumes)[1:]
-    if F.shape != C.shape:
-        raise UsageError(f"TF CTS: CTFs {C.shape} and inputs {F.shape} differ in shape")
-    num = (F * np.conj(C)).sum(axis=0)
-    den = (np.abs(C).astype(np.float64) ** 2).sum(axis=0) + 1.0 / snr
-    return spider_ift((num / den).astype(np.complex64), shape)
+def __getattr__(name: str):
+    if name in _ESTIMATION:
+        from emsh.kernels import ctf_estimate
+        value = getattr(ctf_estimate, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# ----------------------------------------------------------------------------- defocus estimation
-
-@dataclass
-class DefocusFit:
-    """Result of :func:`estimate_defocus`.
-
-    Attributes:
-        params: fitted CTF parameters (U >= V, angle in [0, 180)).
-        score: fraction of the spectrum's variance in the fitting band that the model
-            (smooth background + smooth envelope x CTF^2) explains, 0..1.
-        res_range_A: the resolution band used (low, high), Å.
-    """
-
-    params: CTFParams
-    score: float
-    res_range_A: tuple[float, float]
-
-
-class _Model:
-    """Least-squares fit ``d = bg(s) + env(s) * CTF^2`` with Legendre polynomials in s."""
-
-    def __init__(self, d, s, theta, degree, base: CTFParams):
-        self.d, self.s2 = d, s * s
-        self.c2, self.sn2 = np.cos(2 * theta), np.sin(2 * theta)
-        x = 2.0 * (s - s.min()) / max(s.max() - s.min(), 1e-12) - 1.0
-        self.Q = np.polynomial.legendre.legvander(x, degree)
-        self.tss = float(((d - d.mean()) ** 2).sum())
-        self.base = base
-
-    def ctf2(self, mean, a, b):
-        dev = np.hypot(a, b)
-        ang = 0.5 * np.degrees(np.arctan2(b, a))
-        p = replace(self.base, defocus_u_A=mean + dev, defocus_v_A=mean - dev,
-                    astig_angle_deg=ang, apix=1.0)
-        out = np.empty((1, self.s2.size))
-        _ctf_values(p.arrays(), self.s2, self.c2, self.sn2, 1.0, out)
-        return out[0] ** 2
-
-    def score(self, mean, a=0.0, b=0.0) -> float:
-        X = np.hstack([self.Q, self.Q * self.ctf2(mean, a, b)[:, None]])
-        xtd = X.T @ self.d
-        try:
-            beta = np.linalg.solve(X.T @ X, xtd)
-        except np.linalg.LinAlgError:
-            beta = np.linalg.lstsq(X, self.d, rcond=None)[0]
-        rss = float(self.d @ self.d - beta @ xtd)
-        return 1.0 - rss / max(self.tss, 1e-300)
-
-
-def estimate_defocus(power_spectrum_2d, apix: float, kV: float = 300.0, cs: float = 2.7,
-                     amp_contrast: float = 0.1, defocus_range_A=(5000.0, 50000.0),
-                     res_range_A=(30.0, None), astig_max_A: float | None = None,
-                     degree: int = 4) -> DefocusFit:
-    """Fit defocus and astigmatism to a (periodogram-averaged) 2D power spectrum.
-
-    The spectrum is divided by a smooth fit of its rotational average; in the band
-    ``res_range_A`` it is modelled as ``bg(s) + env(s) CTF^2(s, th)`` with ``bg`` and
-    ``env`` Legendre polynomials fitted by least squares for each candidate, so no
-    separate background subtraction or envelope is needed. The mean defocus is
-    searched on a grid (phase step pi/4 at the band's high end) against the
-    rotational average, then the astigmatism on a grid over the full 2D half plane,
-    then all three are refined (Nelder-Mead).
-
-    Args:
-        power_spectrum_2d: square ``(n, n)`` power spectrum, centred (origin at ``n//2``),
-            e.g. from :func:`emsh.kernels.fourier.periodogram`.
-        apix: pixel size (Å).
-        kV, cs, amp_contrast: voltage (kV), Cs (mm), amplitude contrast (fraction).
-        defocus_range_A: (min, max) mean defocus searched, Å.
-        res_range_A: (low, high) resolution band in Å; high defaults to ``3 * apix``.
-        astig_max_A: largest ``U - V`` searched (default 10 % of the top of the range).
-        degree: polynomial degree of the background and envelope.
-    """
-    ps = np.asarray(power_spectrum_2d, dtype=np.float64)
-    if ps.ndim != 2 or ps.shape[0] != ps.shape[1] or ps.shape[0] < 32:
-        raise UsageError(f"estimate_defocus: expected a square 2D spectrum >= 32 px, got {ps.shape}")
-    lo_d, hi_d = (float(v) for v in defocus_range_A)
-    res_lo = float(res_range_A[0])
-    res_hi = float(res_range_A[1]) if res_range_A[1] else 3.0 * apix
-    if not (0 < lo_d < hi_d and res_lo > res_hi >= 2.0 * apix):
-        raise UsageError(f"estimate_defocus: bad ranges (defocus {defocus_range_A}, "
-                         f"resolution {res_lo}..{res_hi} Å with apix {apix})")
-    n = ps.shape[0]
-    s_lo, s_hi = 1.0 / res_lo, 1.0 / res_hi
-    lam = float(wavelength_A(kV))
-    base = CTFParams(lo_d, lo_d, 0.0, kV, cs, amp_contrast, 0.0, 0.0, 1.0)
-
-    # rotational average, and a smooth (quadratic in s) fit of its logarithm to whiten
-    idx = (np.arange(n) - n // 2) / (n * apix)
-    ky, kx = np.meshgrid(idx, idx, indexing="ij")
-    s = np.hypot(ky, kx)
-    ring = np.rint(s * n * apix).astype(np.int64)
-    prof = np.bincount(ring.ravel(), ps.ravel()) / np.maximum(np.bincount(ring.ravel()), 1)
-    s_r = np.arange(prof.size) / (n * apix)
-    band_r = (s_r >= s_lo) & (s_r <= s_hi) & (prof > 0)
-    if band_r.sum() < 3 * (degree + 2):
-        raise UsageError("estimate_defocus: too few frequencies in the band; widen res_range_A")
-    coef = np.polyfit(s_r[band_r], np.log(prof[band_r]), 2)
-
-    def white(v):
-        return np.exp(np.polyval(coef, v))
-
-    # stage 1: mean defocus from the rotational average
-    m1 = _Model(prof[band_r] / white(s_r[band_r]), s_r[band_r], np.zeros(band_r.sum()), degree, base)
-    step = 1.0 / (4.0 * lam * s_hi * s_hi)
-    grid = np.arange(lo_d, hi_d + step, step)
-    scores = np.array([m1.score(d) for d in grid])
-    best = float(grid[int(np.argmax(scores))])
-    r = minimize_scalar(lambda d: -m1.score(d), bounds=(max(lo_d, best - step), best + step),
-                        method="bounded", options={"xatol": 1.0})
-    mean = float(r.x)
-
-    # stage 2: astigmatism on the half plane, then refine everything
-    sel = (s >= s_lo) & (s <= s_hi) & ((ky > 0) | ((ky == 0) & (kx > 0)))
-    m2 = _Model(ps[sel] / white(s[sel]), s[sel], np.arctan2(ky[sel], kx[sel]), degree, base)
-    h = 0.5 * (astig_max_A if astig_max_A is not None else 0.1 * hi_d)
-    ab = np.arange(-h, h + step / 2, step / 2) if h > 0 else np.zeros(1)
-    cands = [(m2.score(mean, a, b), mean, a, b) for a in ab for b in ab if np.hypot(a, b) <= h]
-    cands.sort(key=lambda c: -c[0])
-    fits = []
-    for _, dm, a, b in cands[:3]:
-        simplex = np.array([[dm, a, b], [dm + step / 4, a, b], [dm, a + step / 4, b],
-                            [dm, a, b + step / 4]])
-        fits.append(minimize(lambda p: -m2.score(*p), [dm, a, b], method="Nelder-Mead",
-                             options={"initial_simplex": simplex, "xatol": 1.0, "fatol": 1e-7}))
-    f = min(fits, key=lambda r: r.fun)
-    mean, a, b = (float(v) for v in f.x)
-    dev = float(np.hypot(a, b))
-    ang = float(np.mod(0.5 * np.degrees(np.arctan2(b, a)), 180.0))
-    params = CTFParams(mean + dev, mean - dev, ang, kV, cs, amp_contrast, 0.0, 0.0, apix)
-    return DefocusFit(params, float(-f.fun), (res_lo, res_hi))
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _ESTIMATION)

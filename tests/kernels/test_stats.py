@@ -7,17 +7,8 @@ import pytest
 
 import emsh.io
 from emsh.errors import UsageError
+from emsh.io.docfile import read_doc
 from emsh.kernels.stats import fs_stats, normalize, radial_profile
-
-
-def doc_values(path) -> dict[int, list[float]]:
-    out = {}
-    for line in open(path):
-        if not line.strip() or line.lstrip().startswith(";"):
-            continue
-        f = line.split()
-        out[int(f[0])] = [float(v) for v in f[2:2 + int(f[1])]]
-    return out
 
 
 def t5(spider: float, ours: float, scale: float) -> bool:
@@ -31,8 +22,9 @@ def t5(spider: float, ours: float, scale: float) -> bool:
 def test_fs_matches_spider_t5(golden, key, address):
     d = golden / "02-fs-stats"
     x = emsh.io.read(d / address)
-    spider = doc_values(d / "stats_doc.dat")[key]
+    spider = read_doc(d / "stats_doc.dat").get(key)
     ours = fs_stats(x)
+    assert spider.size == len(ours) == 4
     scale = float(np.abs(x).max())
     for v, w in zip(spider, ours):
         assert t5(v, w, scale), (key, spider, ours)
@@ -41,14 +33,15 @@ def test_fs_matches_spider_t5(golden, key, address):
 def test_fs_whole_stack_lists_members_and_registers_get_the_last(golden):
     d = golden / "02-fs-stats"
     stk = emsh.io.read(d / "stk.dat@")
-    doc = doc_values(d / "stats_doc.dat")
+    doc = read_doc(d / "stats_doc.dat")
+    assert doc.keys.tolist() == list(range(1, 10)) and np.all(doc.nregs == 4)
     mx, mn, av, sd = fs_stats(stk, ndim=2)
     assert mx.shape == (3,)
     for i in range(3):
-        for v, w in zip(doc[5 + i], (mx[i], mn[i], av[i], sd[i])):
+        for v, w in zip(doc.get(5 + i), (mx[i], mn[i], av[i], sd[i])):
             assert t5(v, w, 2.0)
     for key in (8, 9):                     # stk@ and stk@* with 1,3: the last member
-        for v, w in zip(doc[key], (mx[-1], mn[-1], av[-1], sd[-1])):
+        for v, w in zip(doc.get(key), (mx[-1], mn[-1], av[-1], sd[-1])):
             assert t5(v, w, 2.0)
 
 

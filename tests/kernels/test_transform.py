@@ -7,18 +7,8 @@ import pytest
 
 import emsh.io
 from emsh.errors import UsageError
+from emsh.io.docfile import read_doc
 from emsh.kernels import transform as T
-
-
-def doc_values(path) -> dict[int, list[float]]:
-    """Data lines of a SPIDER doc file: key -> registers (comment lines skipped)."""
-    out = {}
-    for line in open(path):
-        if not line.strip() or line.lstrip().startswith(";"):
-            continue
-        f = line.split()
-        out[int(f[0])] = [float(v) for v in f[2:2 + int(f[1])]]
-    return out
 
 
 def t2(ours, spider) -> float:
@@ -61,8 +51,9 @@ def test_rtsq_090_is_a_pixel_permutation(golden):
 def test_rtsq_whole_stack_and_template_match_spider(golden):
     d = golden / "07-rtsq"
     stk = emsh.io.read(d / "stk.dat@")
-    doc = doc_values(d / "rt_doc.dat")
-    p = np.array([doc[k] for k in (1, 2, 3)])          # angle, scale, sx, sy
+    doc = read_doc(d / "rt_doc.dat")
+    assert doc.keys.tolist() == [1, 2, 3] and np.all(doc.nregs == 4)
+    p = doc.values                                      # angle, scale, sx, sy per key
     whole = T.rotate_shift_quadratic(stk, p[:, 0], p[:, 2:4], p[:, 1])
     tmpl = T.rotate_shift_quadratic(stk, p[:, 0], p[:, 2:4])   # scale register 0 -> 1
     for i in range(3):
@@ -133,8 +124,9 @@ def test_sh_volume_trilinear_matches_spider_t2(golden):
 
 def test_sh_whole_stack_with_doc_shifts(golden):
     d = golden / "06-shift"
-    doc = doc_values(d / "shift_doc.dat")
-    shifts = np.array([doc[k] for k in (1, 2, 3)])
+    doc = read_doc(d / "shift_doc.dat")
+    assert doc.keys.tolist() == [1, 2, 3] and np.all(doc.nregs == 2)
+    shifts = doc.values                                 # sx, sy per key
     ours = T.shift_bilinear(emsh.io.read(d / "stk.dat@"), shifts)
     for i in range(3):
         assert t2(ours[i], emsh.io.read(d / f"sh_stk.dat@{i + 1}")) <= 1e-5
@@ -221,7 +213,7 @@ def test_pd_matches_spider(golden, name, shape, tl, mode, value, reg):
     inside = (slice(y0, y0 + src.shape[0]), slice(x0, x0 + src.shape[1]))
     np.testing.assert_array_equal(ours[inside], spider[inside])             # T0 copied region
     assert t2(ours, spider) <= 1e-5                                         # T1 background
-    v = doc_values(d / "pad_doc.dat")[1][reg - 1]
+    v = read_doc(d / "pad_doc.dat").get(1)[reg - 1]
     assert abs(v - bg) <= 1e-5 * abs(v) + 1e-6 * np.abs(src).max()          # T5 pad value
     if mode in ("S", "M"):
         assert np.all(spider[0, :] == bg) and np.all(ours[0, :] == spider[0, :])
@@ -249,7 +241,7 @@ def test_pd_volume_average(golden):
     ours, bg = T.pad(src, (48, 44, 40), (5, 7, 9), "A")
     np.testing.assert_array_equal(ours[8:40, 6:38, 4:36], src)
     assert t2(ours, spider) <= 1e-5
-    v = doc_values(d / "pad_doc.dat")[1][4]
+    v = read_doc(d / "pad_doc.dat").get(1)[4]
     assert abs(v - bg) <= 1e-5 * abs(v) + 1e-6
 
 
