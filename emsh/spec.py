@@ -95,6 +95,7 @@ class Prompt:
             true (SPIDER operations whose questions depend on earlier answers).
         patterns: glob patterns for file completion.
         help: one line shown by ``emsh help``.
+        terminator: the answer that ends a ``repeat`` prompt (``*``; ``VM M`` uses ``.``).
     """
 
     name: str
@@ -108,6 +109,7 @@ class Prompt:
     when: Callable[[Mapping[str, Any]], bool] | None = None
     patterns: tuple[str, ...] = ()
     help: str = ""
+    terminator: str = "*"
 
     def argument_names(self) -> tuple[str, ...]:
         """The implementation's keyword arguments this prompt supplies."""
