@@ -260,7 +260,7 @@ def check_values(f: Field, value: Any) -> Any:
     elif f.type == "float":
         value = float(value)
     elif f.type == "yesno":
-        value = parse_yesno(str(value))
+        value = value if isinstance(value, bool) else parse_yesno(str(value))
     if f.type in ("int", "float"):
         if f.min is not None and value < f.min:
             raise UsageError(f"{f.name} = {value} is below the minimum {f.min}")
