@@ -59,4 +59,24 @@ class PluginError(EmshError):
 
 
 class ProcedureError(EmshError):
-    """An error located in procedure text (syntax or run time)."""
+    """An error located in procedure text (syntax or run time).
+
+    Args:
+        message: the whole text shown to the user (for located errors: ``file:line:col:
+            reason``, the source line with a caret and the chain of callers).
+        ref: where the error is (an :class:`emsh.lang.ast.SourceRef`), or None.
+        reason: the bare reason, without location (default: ``message``).
+        stack: the procedure calls that led there, innermost first (SourceRefs of the
+            calling lines).
+        collective: True when every MPI rank raises it at the same statement (every
+            language error, since all ranks run the same program on the same values);
+            False for an error of one rank inside an operation that splits its work.
+    """
+
+    def __init__(self, message: str, *, ref=None, reason: str | None = None,
+                 stack: tuple = (), collective: bool = True):
+        super().__init__(message)
+        self.ref = ref
+        self.reason = message if reason is None else reason
+        self.stack = tuple(stack)
+        self.collective = bool(collective)

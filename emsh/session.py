@@ -146,8 +146,28 @@ class Session:
             (self.out or sys.stdout).flush()
 
     def close(self) -> None:
-        """Flush and close the results log."""
-        self.results.close()
+        """End the session: close what operations keep open, then the results log.
+
+        Every value of :attr:`state` that has a ``close()`` method (the doc files ``SD``
+        keeps open, for instance) is closed and dropped from the state, so a second call
+        closes nothing twice. The results log is closed even when one of them fails; the
+        first such error is raised afterwards.
+        """
+        failure: BaseException | None = None
+        try:
+            for key in list(self.state):
+                close = getattr(self.state[key], "close", None)
+                if not callable(close):
+                    continue
+                del self.state[key]
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001 - close the rest, then report
+                    failure = failure or exc
+        finally:
+            self.results.close()
+        if failure is not None:
+            raise failure
 
     # ------------------------------------------------------------------ random numbers
     def set_seed(self, seed: int) -> None:
@@ -206,8 +226,7 @@ class Session:
             return _evaluate(expr, lambda n, c: self.interp.number(self._frame(), n, c),
                              self.expr_rng)
         except ProcedureError as exc:
-            reason = getattr(exc, "reason", exc)
-            raise UsageError(f"bad expression {expression!r}: {reason}") from None
+            raise UsageError(f"bad expression {expression!r}: {exc.reason}") from None
         except LocatedError as exc:
             raise UsageError(f"{expression!r}: {exc.message}") from None
 

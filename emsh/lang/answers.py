@@ -77,6 +77,12 @@ class ScriptAnswers:
     def __init__(self, cursor, owner=None):
         self.cursor, self.owner = cursor, owner if owner is not None else cursor
 
+    def peek(self) -> str | None:
+        """The next non-blank line without its comment, without moving on (None at the end)."""
+        proc = self.cursor.proc
+        return next((proc.code[i] for i in range(self.cursor.pc, len(proc.code))
+                     if proc.code[i].strip()), None)
+
     def next(self, question: str, raw: bool = False) -> AnswerLine | None:
         proc = self.cursor.proc
         while self.cursor.pc < len(proc.code):

@@ -57,11 +57,11 @@ def procedure_error(ref: SourceRef, message: str, stack: tuple[SourceRef, ...] =
 
     The error also carries ``ref``, ``reason`` (the bare message), ``stack`` and
     ``collective`` (True when every MPI rank raises it at the same point, which holds for
-    every language error since all ranks run the same program on the same state).
+    every language error since all ranks run the same program on the same state); see
+    :class:`emsh.errors.ProcedureError`.
     """
-    err = ProcedureError(render(ref, message, stack))
-    err.ref, err.reason, err.stack, err.collective = ref, message, tuple(stack), collective
-    return err
+    return ProcedureError(render(ref, message, stack), ref=ref, reason=message, stack=stack,
+                          collective=collective)
 
 
 class LocatedError(Exception):

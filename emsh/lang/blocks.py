@@ -4,7 +4,8 @@ each ``IF ... THEN`` and where the labels are.
 SPIDER finds these by looking at the control words of the lines it skips; emsh does
 the same once, when a procedure is loaded, so an unbalanced block is reported before
 the procedure runs. The lines after ``VM``/``SYS`` (shell commands, which may contain
-``do`` or ``done``) are not looked at.
+``do`` or ``done``) are not looked at. :func:`is_complete` applies the same scan to text
+typed in the shell.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from dataclasses import dataclass, field
 
 from emsh.errors import ProcedureError
 from emsh.lang.ast import procedure_error
+
+__all__ = ["Blocks", "find_blocks", "first_problem", "is_vm_line", "control_word",
+           "is_complete"]
+
+_VM_LINE = re.compile(r"^(VM|SYS)(\s+(M))?\s*$", re.I)
 
 
 @dataclass
@@ -47,8 +53,6 @@ class Blocks:
 
 def find_blocks(proc) -> Blocks:
     """Scan a :class:`~emsh.lang.parser.Procedure` for its blocks; problems are collected."""
-    from emsh.lang.parser import control_word, is_vm_line
-
     blocks = Blocks()
     stack: list[list] = []  # ["do", line, label] or ["if", line, seen_else]
     skip_to_dot = skip_one = False
@@ -139,4 +143,62 @@ def first_problem(blocks: Blocks) -> ProcedureError | None:
     return blocks.problems[0] if blocks.problems else None
 
 
-__all__ = ["Blocks", "find_blocks", "first_problem"]
+# ----------------------------------------------------------------------------- control words
+def is_vm_line(code: str) -> tuple[bool, bool]:
+    """(is ``VM``/``SYS``, takes several lines ``VM M``) for a comment-stripped line."""
+    m = _VM_LINE.match(code.strip())
+    return (m is not None, bool(m and m.group(3)))
+
+
+def control_word(code: str) -> str | None:
+    """The block keyword a comment-stripped line starts with, for the structure scan.
+
+    One of ``do``, ``enddo``, ``if_then``, ``elseif``, ``else``, ``endif``, ``label``;
+    None for anything else (including inline ``IF (..) action``).
+    """
+    s = code.strip().upper()
+    if not s:
+        return None
+    if re.match(r"^ELSE\s*IF\s*\(", s):
+        return "elseif"
+    if re.match(r"^ELSE$", s):
+        return "else"
+    if re.match(r"^END\s*IF$", s):
+        return "endif"
+    if re.match(r"^END\s*DO$", s):
+        return "enddo"
+    if re.match(r"^DO(\s|\[|$)", s):
+        return "do"
+    if re.match(r"^LB[0-9]{1,3}$", s):
+        return "label"
+    if re.match(r"^IF\s*\(", s) and re.search(r"\)\s*THEN$", s):
+        return "if_then"
+    return None
+
+
+def is_complete(text: str) -> bool:
+    """True when every ``DO`` and ``IF ... THEN`` in ``text`` is closed (for the shell)."""
+    from emsh.lang.parser import strip_comment
+
+    depth = 0
+    skip_to_dot = skip_one = False
+    for line in text.splitlines():
+        code = strip_comment(line).strip()
+        if not code:
+            continue
+        if skip_to_dot:
+            skip_to_dot = code != "."
+            continue
+        if skip_one:
+            skip_one = False
+            continue
+        vm, multi = is_vm_line(code)
+        if vm:
+            skip_to_dot, skip_one = multi, not multi
+            continue
+        word = control_word(code)
+        if word in ("do", "if_then"):
+            depth += 1
+        elif word in ("enddo", "endif"):
+            depth -= 1
+    return depth <= 0

@@ -101,9 +101,13 @@ class _StaticResolver:
         return procedure_error(ref, message, self.scope.stack)
 
     def undecidable(self, prompt, ref):
-        self.c.add(ref, f"cannot tell before running whether {prompt.text.strip()!r} is asked "
-                   "(it depends on a value known only at run time); assuming it is",
-                   "warning", self.scope.stack)
+        if prompt.repeat:
+            what = (f"how many lines answer {prompt.text.strip()!r} (it depends on a value "
+                    "known only at run time); taking the lines that read as answers")
+        else:
+            what = (f"whether {prompt.text.strip()!r} is asked (it depends on a value known "
+                    "only at run time); assuming it is")
+        self.c.add(ref, f"cannot tell before running {what}", "warning", self.scope.stack)
 
 
 def _var_nodes(expr):
@@ -174,11 +178,10 @@ class Checker:
             self.problems.append(problem)
 
     def add_error(self, exc: ProcedureError, stack=()) -> None:
-        ref = getattr(exc, "ref", None)
-        if ref is None:
+        if exc.ref is None:
             self.add(SourceRef("<check>", 1), str(exc), "error", stack)
         else:
-            self.add(ref, exc.reason, "error", tuple(getattr(exc, "stack", ())) or stack)
+            self.add(exc.ref, exc.reason, "error", exc.stack or stack)
 
     # ------------------------------------------------------------------ procedures
     def check(self, path: Path, stack: tuple[SourceRef, ...] = ()) -> _Summary | None:

@@ -187,7 +187,7 @@ class Interpreter:
                 try:
                     stmt = proc.statement(i, self.s.registry)
                 except ProcedureError as exc:
-                    if getattr(exc, "ref", None) is not None:
+                    if exc.ref is not None:
                         raise self.error(frame, exc.ref, exc.reason) from None
                     raise
                 if self.s.verbose or isinstance(stmt, ast.OpLine):
@@ -195,7 +195,7 @@ class Interpreter:
                 try:
                     self.execute(frame, stmt, i)
                 except ProcedureError as exc:
-                    ref, stack = getattr(exc, "ref", None), frame.stack()
+                    ref, stack = exc.ref, frame.stack()
                     if ref is not None and stack and not exc.stack:  # add the calls that led here
                         raise procedure_error(ref, exc.reason, stack, collective=exc.collective) \
                             from exc

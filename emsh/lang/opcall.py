@@ -86,7 +86,7 @@ def _call_impl(interp, frame, op, impl, kwargs: dict, stmt: ast.OpLine):
                 payload = ("ok", result, s.stop_recording())
             except ProcedureError as exc:
                 s.stop_recording()
-                payload = ("err", str(exc), getattr(exc, "reason", str(exc)))
+                payload = ("err", str(exc), exc.reason)
                 error = exc
         payload = comm.bcast(payload)
         if payload[0] == "err":

@@ -25,6 +25,7 @@ from lark.exceptions import UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from emsh.errors import ProcedureError
 from emsh.lang import ast
 from emsh.lang.ast import SourceRef, procedure_error
+from emsh.lang.blocks import control_word, is_complete, is_vm_line  # noqa: F401 - public here too
 
 START_RULES = ("assignment", "echo", "call", "header", "registers", "control", "expr")
 
@@ -36,7 +37,6 @@ _CONTROL = re.compile(
     r"EXIT\s*$|CYCLE\s*$|RE\s*$|RETURN\s*$|EN(\s+D)?\s*$|LB[0-9]{1,3}\s*$)", re.I)
 _HEADER = re.compile(r"^\(\s*(\[|\))")
 _OPTION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\S+)$")
-_VM_LINE = re.compile(r"^(VM|SYS)(\s+(M))?\s*$", re.I)
 
 _READABLE = {
     "VAR": "a [variable]", "LEGACYREG": "a register", "NUMBER": "a number", "FUNC": "a function",
@@ -289,6 +289,23 @@ def parse_statement(text: str, ref: SourceRef, registry=None, *, first: bool = F
                               "lists the operations)" + _ANSWER_HINT) from None
 
 
+def looks_like_answer(code: str) -> bool:
+    """Whether a comment-stripped line reads as an answer line rather than a statement.
+
+    True for lines that are no statement at all (``1.0,45,1,3``, ``[x],[y]``,
+    ``?question?``) and for bare expressions (``2``, ``-0.5``), which procedures write as
+    answers far more often than as pocket-calculator statements. Used by ``emsh check``
+    where the number of answer lines depends on a value known only at run time.
+    """
+    if not code.strip():
+        return False
+    try:
+        stmt = parse_statement(code, SourceRef("<peek>", 1, 1, code))
+    except ProcedureError:
+        return True
+    return isinstance(stmt, ast.Echo)
+
+
 _ANSWER_HINT = ("; if this is an answer line, the operation above asks fewer questions "
                 "than the lines given")
 
@@ -397,61 +414,3 @@ class Procedure:
             return None
         stmt = self.statement(self.first)
         return stmt if isinstance(stmt, ast.Header) else None
-
-
-def is_vm_line(code: str) -> tuple[bool, bool]:
-    """(is ``VM``/``SYS``, takes several lines ``VM M``) for a comment-stripped line."""
-    m = _VM_LINE.match(code.strip())
-    return (m is not None, bool(m and m.group(3)))
-
-
-def control_word(code: str) -> str | None:
-    """The block keyword a comment-stripped line starts with, for the structure scan.
-
-    One of ``do``, ``enddo``, ``if_then``, ``elseif``, ``else``, ``endif``, ``label``;
-    None for anything else (including inline ``IF (..) action``).
-    """
-    s = code.strip().upper()
-    if not s:
-        return None
-    if re.match(r"^ELSE\s*IF\s*\(", s):
-        return "elseif"
-    if re.match(r"^ELSE$", s):
-        return "else"
-    if re.match(r"^END\s*IF$", s):
-        return "endif"
-    if re.match(r"^END\s*DO$", s):
-        return "enddo"
-    if re.match(r"^DO(\s|\[|$)", s):
-        return "do"
-    if re.match(r"^LB[0-9]{1,3}$", s):
-        return "label"
-    if re.match(r"^IF\s*\(", s) and re.search(r"\)\s*THEN$", s):
-        return "if_then"
-    return None
-
-
-def is_complete(text: str) -> bool:
-    """True when every ``DO`` and ``IF ... THEN`` in ``text`` is closed (for the shell)."""
-    depth = 0
-    skip_to_dot = skip_one = False
-    for line in text.splitlines():
-        code = strip_comment(line).strip()
-        if not code:
-            continue
-        if skip_to_dot:
-            skip_to_dot = code != "."
-            continue
-        if skip_one:
-            skip_one = False
-            continue
-        vm, multi = is_vm_line(code)
-        if vm:
-            skip_to_dot, skip_one = multi, not multi
-            continue
-        word = control_word(code)
-        if word in ("do", "if_then"):
-            depth += 1
-        elif word in ("enddo", "endif"):
-            depth -= 1
-    return depth <= 0

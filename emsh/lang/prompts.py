@@ -1,8 +1,9 @@
 """Reading an operation's answers: one answer line per prompt, parsed by its kind.
 
 :func:`answer_operation` asks each :class:`~emsh.spec.Prompt` of an operation in order
-(skipping those whose ``when`` is false, repeating ``repeat`` prompts until ``*``) and
-turns each answer line into the implementation's keyword arguments:
+(skipping those whose ``when`` is false, repeating ``repeat`` prompts while their ``when``
+holds and until ``*``) and turns each answer line into the implementation's keyword
+arguments:
 
 * file kinds: variables and templates substituted, the data extension appended when
   the name has none (``stk@3`` -> ``stk.dat@3``), ``*`` -> None where optional;
@@ -78,6 +79,9 @@ def answer_operation(op: Operation, source, resolver: Resolver, op_ref: SourceRe
     """
     answers: dict[str, Any] = {}
     for p in op.prompts:
+        if p.repeat:
+            answers.update(_answer_repeat(op, p, answers, source, resolver, op_ref, lines_out))
+            continue
         try:
             asked = p.applies(_StaticView(answers))
         except Undecidable:
@@ -85,18 +89,6 @@ def answer_operation(op: Operation, source, resolver: Resolver, op_ref: SourceRe
             asked = True
         if not asked:
             answers.update(_defaults(p))
-            continue
-        if p.repeat:
-            items = []
-            end = p.terminator or "*"
-            while True:
-                value, line = _answer_one(op, p, source, resolver, op_ref, end_mark=end)
-                if lines_out is not None:
-                    lines_out.append((p, line))
-                if value is _END:
-                    break
-                items.append(value)
-            answers.update(_pack_repeat(p, items))
         else:
             value, line = _answer_one(op, p, source, resolver, op_ref)
             if lines_out is not None:
@@ -106,6 +98,61 @@ def answer_operation(op: Operation, source, resolver: Resolver, op_ref: SourceRe
 
 
 _END = object()
+
+
+def _answer_repeat(op, p: Prompt, answers: dict, source, resolver, op_ref,
+                   lines_out: list | None) -> dict[str, Any]:
+    """The lines of a ``repeat`` prompt, packed into lists.
+
+    Before each line the prompt's ``when`` is asked again, with the items read so far
+    visible under the prompt's own name (a list, as the implementation will get it), so a
+    prompt can stop by itself: after as many lines as an earlier answer asked for
+    (``MO`` ``S``: NUMBER OF SINE WAVES), or after an item that closes the list (``MO 3``
+    ``SPA``: a centre of 0,0,0, however written). The terminator (``*``) also ends it.
+    Statically (``emsh check``) a ``when`` that reads a run-time value cannot be decided:
+    the checker is told once, and lines are read while they look like answers.
+    """
+    items: list = []
+    end = p.terminator or "*"
+    told = False
+    while True:
+        view = dict(answers)
+        view.update(_pack_repeat(p, items))
+        try:
+            more = p.applies(_StaticView(view))
+        except Undecidable:
+            if not told:
+                resolver.undecidable(p, op_ref)
+                told = True
+            more = _answer_follows(source, end) if items else True
+        if not more:
+            break
+        value, line = _answer_one(op, p, source, resolver, op_ref, end_mark=end)
+        if lines_out is not None:
+            lines_out.append((p, line))
+        if value is _END:
+            break
+        items.append(value)
+    return _pack_repeat(p, items)
+
+
+def _answer_follows(source, end: str) -> bool:
+    """Whether the next line of ``source`` reads as an answer rather than a statement.
+
+    Used only where a ``when`` cannot be decided statically. A source that cannot look
+    ahead (the terminal, a list) is assumed to go on.
+    """
+    peek = getattr(source, "peek", None)
+    if peek is None:
+        return True
+    text = peek()
+    if text is None:
+        return False
+    if text.strip() == end:
+        return True
+    from emsh.lang.parser import looks_like_answer
+
+    return looks_like_answer(text)
 
 
 def _defaults(p: Prompt) -> dict[str, Any]:
@@ -173,7 +220,7 @@ def _answer_one(op, p, source, resolver, op_ref, end_mark=None):
             if line.interactive:
                 line.source.report(exc)
                 continue
-            if isinstance(exc, ProcedureError) and getattr(exc, "ref", None) is not None \
+            if isinstance(exc, ProcedureError) and exc.ref is not None \
                     and exc.ref.file != "<expression>":
                 raise
             raise resolver.fail(line.ref, f"{op.code}, {p.text.strip()}: "

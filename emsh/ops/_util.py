@@ -9,8 +9,8 @@ The forms SPIDER users write, and what they mean here:
   the operation's list prompt (zero-padded to the number of asterisks);
 * ``_1``, ``_2@``, ``_2@5``: inline (in-memory) files and stacks, numbers 1-99 with one
   to three leading underscores. They live in the session's ``inline`` state (see
-  :class:`InlineBuffer`), are created by ``MS`` or by copying a stack to ``_n@``, and are
-  freed by :func:`delete`. The data extension is never part of their name (a stray one
+  :mod:`emsh.ops._inline`), are created by ``MS`` or by copying a stack to ``_n@``, and
+  are freed by :func:`delete`. The data extension is never part of their name (a stray one
   is tolerated).
 
 Operations call :func:`read_one` / :func:`read_batch` and :func:`write_one` /
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import os
 import re
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from emsh.errors import DataFormatError, UsageError
+from emsh.ops import _inline
+from emsh.ops._inline import InlineBuffer
 
 _INLINE = re.compile(r"^_{1,3}(?P<num>\d{1,2})(?:\.[A-Za-z0-9]+)?(?P<at>@(?P<idx>\d*))?$")
 _STARS = re.compile(r"\*+")
@@ -140,8 +141,8 @@ def answer_ndim(answer) -> int:
     try:
         ref = parse(answer)
         if ref.inline is not None:
-            bufs = [r()[ref.inline] for r in list(_LIVE_STORES) if ref.inline in (r() or ())]
-            return len(bufs[-1].shape) if bufs else 2
+            shape = _inline.live_shape(ref.inline)
+            return len(shape) if shape else 2
         if ref.template:
             return 2
         from emsh import io as eio
@@ -152,54 +153,11 @@ def answer_ndim(answer) -> int:
         return 2
 
 
-# ----------------------------------------------------------------------------- inline store
-
-@dataclass
-class InlineBuffer:
-    """An inline (in-memory) file or stack.
-
-    Attributes:
-        shape: numpy shape of one image/volume.
-        capacity: number of member slots (1 for a simple inline file).
-        is_stack: created as a stack (``_n@``) rather than a simple file (``_n``).
-        data: float32 ``(capacity, *shape)``.
-        used: which slots have been written.
-    """
-
-    shape: tuple[int, ...]
-    capacity: int
-    is_stack: bool
-    data: np.ndarray = field(init=False, repr=False)
-    used: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self):
-        n = int(np.prod(self.shape)) * self.capacity
-        if self.capacity < 1 or n > 2**31:
-            raise UsageError(f"inline stack of {self.capacity} x {self.shape} is not possible")
-        self.data = np.zeros((self.capacity,) + tuple(self.shape), np.float32)
-        self.used = np.zeros(self.capacity, bool)
-
-    def members(self) -> list[int]:
-        """1-based numbers of the written slots."""
-        return [int(i) + 1 for i in np.flatnonzero(self.used)]
-
-
-class InlineStore(dict):
-    """The inline buffers of one session, by number (a dict that can be weakly referenced)."""
-
-
-_LIVE_STORES: list[weakref.ref] = []
-
-
-def _new_store() -> InlineStore:
-    store = InlineStore()
-    _LIVE_STORES[:] = [r for r in _LIVE_STORES if r() is not None] + [weakref.ref(store)]
-    return store
-
+# ----------------------------------------------------------------------------- inline files
 
 def inline_store(ctx) -> dict[int, InlineBuffer]:
-    """The session's inline buffers, by number."""
-    return ctx.shared_state("inline", _new_store)
+    """The session's inline buffers, by number (see :mod:`emsh.ops._inline`)."""
+    return _inline.store(ctx)
 
 
 def inline_exists(answer) -> bool:
@@ -213,27 +171,17 @@ def inline_exists(answer) -> bool:
         num = parse(answer).inline
     except UsageError:
         return False
-    return num is not None and any(num in (r() or ()) for r in list(_LIVE_STORES))
+    return num is not None and _inline.exists_anywhere(num)
 
 
 def make_inline(ctx, answer: str, shape, capacity: int) -> InlineBuffer:
     """Create inline stack ``_n@`` (``MS``); it must not exist yet."""
-    ref = parse(answer)
-    ctx.check(ref.inline is not None and ref.whole_stack,
-              f"{answer}: expected a new inline stack name such as _1@")
-    store = inline_store(ctx)
-    ctx.check(ref.inline not in store,
-              f"{answer}: inline stack _{ref.inline} exists; delete it first (DE _{ref.inline}@)")
-    buf = InlineBuffer(tuple(int(s) for s in shape), int(capacity), True)
-    store[ref.inline] = buf
-    return buf
+    return _inline.make(ctx, parse(answer), shape, capacity)
 
 
 def inline_buffer(ctx, ref: FileRef) -> InlineBuffer:
-    buf = inline_store(ctx).get(ref.inline)
-    if buf is None:
-        raise UsageError(f"{ref.text}: inline file _{ref.inline} does not exist")
-    return buf
+    """The inline file a parsed answer names; UsageError when it does not exist."""
+    return _inline.buffer(ctx, ref)
 
 
 def delete(ctx, answer: str) -> str:
@@ -243,7 +191,7 @@ def delete(ctx, answer: str) -> str:
     """
     ref = parse(answer)
     if ref.inline is not None:
-        inline_store(ctx).pop(ref.inline, None)
+        _inline.free(ctx, ref)
         return f"DELETED INLINE FILE: _{ref.inline}"
     path = resolve(ctx, ref.path)
     if Path(path).is_file():
@@ -349,11 +297,7 @@ def read_one(ctx, answer: str) -> np.ndarray:
     if ref.many:
         raise UsageError(f"{answer}: expected one image or volume, not a stack or template")
     if ref.inline is not None:
-        buf = inline_buffer(ctx, ref)
-        i = (ref.index or 1) - 1
-        if i >= buf.capacity or not buf.used[i]:
-            raise UsageError(f"{answer}: inline stack _{ref.inline} has no image {i + 1}")
-        return buf.data[i].copy()
+        return _inline.read_members(ctx, ref, [ref.index or 1])[0]
     from emsh import io as eio
 
     path = resolve(ctx, ref.path)
@@ -373,12 +317,8 @@ def read_batch(ctx, answer: str, nums=None) -> tuple[np.ndarray, list[int]]:
     if not ref.many:
         return read_one(ctx, answer)[None], [ref.index or 1]
     if ref.inline is not None:
-        buf = inline_buffer(ctx, ref)
-        want = buf.members() if ref.whole_stack else numbers(ctx, nums)
-        bad = [n for n in want if not (1 <= n <= buf.capacity and buf.used[n - 1])]
-        if bad:
-            raise UsageError(f"{answer}: inline stack _{ref.inline} has no image {bad[0]}")
-        return buf.data[[n - 1 for n in want]].copy(), want
+        want = _inline.buffer(ctx, ref).members() if ref.whole_stack else numbers(ctx, nums)
+        return _inline.read_members(ctx, ref, want), want
     from emsh import io as eio
 
     if ref.whole_stack or (ref.template and ref.at and "*" not in ref.path):
@@ -451,31 +391,6 @@ def _write_disk(path: str, data: np.ndarray, index=None, stack=False, **extra) -
     eio.write(addr, data, stack=stack, overwrite=True)
 
 
-def _put_inline(ctx, ref: FileRef, data: np.ndarray, nums: list[int],
-                capacity: int | None) -> None:
-    store = inline_store(ctx)
-    buf = store.get(ref.inline)
-    shape = data.shape[1:]
-    if buf is None:
-        if ref.at and ref.index is None and capacity is None:
-            capacity = max(nums)
-        if not ref.at:
-            capacity = 1
-        if capacity is None:
-            raise UsageError(f"{ref.text}: inline stack _{ref.inline} does not exist; "
-                             f"create it with MS first")
-        buf = store[ref.inline] = InlineBuffer(shape, int(capacity), ref.at)
-    if buf.shape != shape:
-        raise UsageError(f"{ref.text}: inline file _{ref.inline} holds images of shape "
-                         f"{buf.shape[::-1]} (x, y[, z]), not {shape[::-1]}")
-    if max(nums) > buf.capacity:
-        raise UsageError(f"{ref.text}: inline stack _{ref.inline} holds only {buf.capacity} "
-                         f"images; cannot write image {max(nums)}")
-    idx = [n - 1 for n in nums]
-    buf.data[idx] = data
-    buf.used[idx] = True
-
-
 def write_one(ctx, answer: str, data, **extra) -> None:
     """Write one image or volume to a file, a stack member or an inline file.
 
@@ -487,7 +402,7 @@ def write_one(ctx, answer: str, data, **extra) -> None:
     if ref.many:
         raise UsageError(f"{answer}: expected one output image, not a stack or template")
     if ref.inline is not None:
-        _put_inline(ctx, ref, arr[None], [ref.index or 1], None)
+        _inline.put(ctx, ref, arr[None], [ref.index or 1], None)
         return
     _write_disk(ref.path, arr, index=ref.index, **extra)
 
@@ -512,7 +427,7 @@ def write_batch(ctx, answer: str, data, nums: list[int], capacity: int | None = 
         write_one(ctx, answer, arr[0], **_row(extra, 0))
         return [answer]
     if ref.inline is not None:
-        _put_inline(ctx, ref, arr, nums, capacity)
+        _inline.put(ctx, ref, arr, nums, capacity)
         return [ref.member(n) for n in nums]
     path = ref.path
     contiguous = nums == list(range(1, len(nums) + 1))

@@ -89,27 +89,32 @@ def my_fl(ctx) -> None:
     ctx.session.flush_log()
 
 
-_INLINE = re.compile(r"^_{1,3}([0-9]+)$")
+def _inline_ref(path: str):
+    """The parsed answer when ``path`` names an inline file (``_1``, ``_1@``, ``_1@3``)."""
+    from emsh.errors import UsageError
+    from emsh.ops._util import parse
 
-
-def _inline_store(ctx) -> dict:
-    """The session's inline (in-memory) files, as the image operations keep them."""
-    from emsh.ops._util import inline_store
-
-    return inline_store(ctx)
+    try:
+        ref = parse(path)
+    except UsageError:
+        return None
+    return ref if ref.inline is not None else None
 
 
 def iq_fi(ctx, path: str) -> tuple[float, float]:
-    """1 if the file (or stack member ``stk@n``, or inline file ``_n``) exists, else 0;
-    second value: 1 for an inline file (always open), else 0."""
+    """1 if the file (or stack member ``stk@n``, or inline file ``_n``/``_n@``, or its
+    written member ``_n@m``) exists, else 0; second value: 1 for an existing inline file
+    (always open), else 0."""
     from emsh.lang.templates import split_at
+    from emsh.ops import _inline
 
-    base, at = split_at(path)
-    inline = _INLINE.match(base)
-    if inline:
-        exists = int(inline.group(1)) in _inline_store(ctx)
+    ref = _inline_ref(path)
+    if ref is not None:
+        buf = _inline.store(ctx).get(ref.inline)
+        exists = buf is not None and (ref.index is None or buf.has(ref.index))
         ctx.log(f"  FILE {'EXISTS' if exists else 'DOES NOT EXIST'}: {path}")
         return (1.0, 1.0) if exists else (0.0, 0.0)
+    base, at = split_at(path)
     exists = Path(base).is_file()
     if exists and at[1:].isdigit():
         import emsh.io as eio
@@ -129,18 +134,19 @@ def iq_dir(ctx, path: str) -> float:
 
 
 def de(ctx, path: str) -> None:
-    """Delete a file, a whole stack (``stk@``) or an inline file (``_1``); a missing file is
-    not an error."""
+    """Delete a file, a whole stack (``stk@``) or an inline file or stack (``_1``, ``_1@``:
+    its memory is freed); a missing file is not an error."""
     from emsh.lang.templates import split_at
+    from emsh.ops import _inline
 
     base, at = split_at(path)
     if at[1:]:
         raise OperationError(f"{path}: deleting one image of a stack is not supported; "
                              f"DE {base}@ deletes the whole stack", code="DE")
-    inline = _INLINE.match(base)
-    if inline:
-        if _inline_store(ctx).pop(int(inline.group(1)), None) is not None:
-            ctx.log(f"  DELETED INLINE FILE: {base}")
+    ref = _inline_ref(path)
+    if ref is not None:
+        if _inline.free(ctx, ref):
+            ctx.log(f"  DELETED INLINE FILE: _{ref.inline}")
         return
     p = Path(base)
     if p.is_dir():

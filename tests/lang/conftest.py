@@ -58,6 +58,23 @@ def t_fail(ctx, image):
     raise OperationError(f"{image}: cannot use this image", code="T FAIL")
 
 
+def t_count(ctx, count, items):
+    CALLS.append(("T COUNT", {"count": count, "items": items}))
+    return float(len(items))
+
+
+def t_upto(ctx, points, weight):
+    CALLS.append(("T UPTO", {"points": points, "weight": weight}))
+    return float(len(points))
+
+
+def _all_zero(text) -> bool:
+    try:
+        return not any(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        return False
+
+
 def t_bug(ctx):
     return 1 / 0
 
@@ -83,6 +100,14 @@ FAKE.operation("T WHEN", "conditional prompt", outputs=("radius",), prompts=(
 FAKE.operation("T REP", "files until *", outputs=("count",), prompts=(
     Prompt("files", "NEXT FILE", kind="image", repeat=True),
     Prompt("weight", "WEIGHT", fields=(Field("weight", "float", 1.0),))))(t_rep)
+FAKE.operation("T COUNT", "a count, then that many lines", outputs=("n",), prompts=(
+    Prompt("count", "NUMBER OF LINES", fields=(Field("count", "int", min=0),)),
+    Prompt("items", "LINE", kind="text", repeat=True,
+           when=lambda a: len(a["items"]) < a["count"])))(t_count)
+FAKE.operation("T UPTO", "points up to one of zeros", outputs=("n",), prompts=(
+    Prompt("points", "POINT", kind="text", repeat=True, terminator="0,0,0",
+           when=lambda a: not (a["points"] and _all_zero(a["points"][-1]))),
+    Prompt("weight", "WEIGHT", fields=(Field("weight", "float", 1.0),))))(t_upto)
 FAKE.operation("T NUM", "a number list", outputs=("n", "total"), prompts=(
     Prompt("numbers", "FILE NUMBERS OR SELECTION DOC", kind="numbers"),))(t_num)
 FAKE.operation("T RAW", "inline text", outputs=("value",), inline="raw")(t_raw)

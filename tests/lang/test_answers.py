@@ -79,6 +79,52 @@ def test_repeat_until_star(runner, calls):
     assert s.last_vars["n"] == 3
 
 
+def test_repeat_rechecks_when_with_the_items_read_so_far(runner, calls):
+    s = runner.run("""
+[k] = 2
+T COUNT [a]
+[k]                   ; as many lines as this count: no terminator
+first line
+second, line
+T COUNT [b]
+0
+T UPTO [c]
+1,2,3
+4 5 6
+0 0 0                 ; closes the list however the zeros are written
+2.5
+T UPTO [d]
+7,8,9
+0,0,0                 ; the terminator as written
+4
+T COUNT [e]
+3
+only one
+*                     ; the terminator still ends it early
+""")
+    assert calls == [
+        ("T COUNT", {"count": 2, "items": ["first line", "second, line"]}),
+        ("T COUNT", {"count": 0, "items": []}),
+        ("T UPTO", {"points": ["1,2,3", "4 5 6", "0 0 0"], "weight": 2.5}),
+        ("T UPTO", {"points": ["7,8,9"], "weight": 4.0}),
+        ("T COUNT", {"count": 3, "items": ["only one"]})]
+    v = s.last_vars
+    assert (v["a"], v["b"], v["c"], v["d"], v["e"]) == (2, 0, 3, 1, 1)
+
+
+def test_repeat_asks_at_the_terminal_only_as_often_as_needed(registry, runner):
+    questions = []
+    typed = iter(["2", "x", "y"])
+
+    def ask(question):
+        questions.append(question)
+        return next(typed)
+
+    s = runner.session(ask=ask)
+    s.run_statement("T COUNT [n]")
+    assert questions == ["NUMBER OF LINES", "LINE", "LINE"] and s.top_ns["n"] == 2
+
+
 def test_numbers_from_lists_and_selection_docs(runner, calls, tmp_path):
     write_doc(tmp_path / "sel.dat", [1, 2, 3], [[4], [9], [11]])
     s = runner.run("""

@@ -65,3 +65,14 @@ def test_top_level_question_has_no_caller(runner):
     found = problems(runner, "T VAL\n?A?\n")
     assert ("error", "main.spi:2:1", "this answer asks the caller (?question?), but a procedure "
             "run by 'emsh run' has no caller") in found
+
+
+def test_a_run_time_count_of_answer_lines_takes_the_lines_that_read_as_answers(runner):
+    found = problems(runner, "[n] = 2\nT COUNT\n[n]\n1.0,45,1,3\n0.5,90,-2,5\nT VAL\n1\n")
+    assert found == [("warning", "main.spi:2:1", "cannot tell before running how many lines "
+                      "answer 'LINE' (it depends on a value known only at run time); taking "
+                      "the lines that read as answers")]
+    found = problems(runner, "[n] = 2\nT COUNT\n[n]\n1,2\n")   # the end of the file ends it
+    assert [f[0] for f in found] == ["warning"]
+    found = problems(runner, "T COUNT\n2\n1,2\n3,4\n5,6\n")      # a literal count: decided
+    assert [f[0] for f in found] == ["error"] and "asks fewer questions" in found[0][2]

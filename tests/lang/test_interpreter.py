@@ -3,6 +3,8 @@
 import pytest
 
 from emsh.errors import ProcedureError, UsageError
+from emsh.parallel import SerialComm
+from emsh.session import Session
 
 
 def test_loops_keep_the_last_value_and_evaluate_bounds_once(runner):
@@ -220,6 +222,21 @@ def test_runtime_errors_carry_location_and_call_chain(runner):
     assert text.splitlines()[0] == "sub.spi:3:11: division by zero"
     assert text.splitlines()[1:] == ["    [c] = [a] / ([b]-1)", "              ^",
                                      "  called from main.spi:3"]
+    err = info.value
+    assert (str(err.ref), err.reason, err.collective) == ("sub.spi:3:11", "division by zero", True)
+    assert [f"{r.file}:{r.line}" for r in err.stack] == ["main.spi:3"]
+
+
+def test_procedure_error_fields_come_from_its_constructor():
+    from emsh.lang.ast import SourceRef
+
+    plain = ProcedureError("p.spi: cannot read procedure")
+    assert (str(plain), plain.ref, plain.reason, plain.stack, plain.collective) == \
+        ("p.spi: cannot read procedure", None, "p.spi: cannot read procedure", (), True)
+    ref = SourceRef("a.spi", 4, 2, "x")
+    err = ProcedureError("a.spi:4:2: bad", ref=ref, reason="bad", stack=[ref], collective=False)
+    assert (str(err), err.ref, err.reason, err.stack, err.collective) == \
+        ("a.spi:4:2: bad", ref, "bad", (ref,), False)
 
 
 def test_undefined_register_is_an_error(runner):
@@ -313,3 +330,26 @@ echo two ; echo three > m2.txt
     assert "two" in runner.out.getvalue()
     with pytest.raises(ProcedureError, match="deleting one image of a stack is not supported"):
         runner.run("DE\nstk@2\n", name="x.spi")
+
+
+def test_closing_the_session_closes_what_operations_keep_open(runner, tmp_path):
+    from emsh.registry import Registry
+
+    class Held:
+        def __init__(self):
+            self.closed = 0
+
+        def close(self):
+            self.closed += 1
+
+    s = Session(Registry.discover(), SerialComm(), data_ext="dat", echo=False)
+    s.run_text("[x] = 1.5\nSD 1,[x]\nd\n")                 # no SD E: the file stays open
+    writer = s.state["emsh.ops.docs"].writers[str(tmp_path / "d.dat")]
+    assert writer._fh is not None and not writer._fh.closed
+    held, plain = Held(), {"kept": True}
+    s.state.update(held=held, plain=plain)
+    s.close()
+    s.close()
+    assert writer._fh is None and held.closed == 1              # each closed once
+    assert s.state == {"plain": plain}                          # values without close() stay
+    assert (tmp_path / "d.dat").read_text().splitlines()[1] == "    1 1   1.50000     "

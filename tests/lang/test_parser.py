@@ -51,6 +51,8 @@ def test_operation_lines_resolve_through_the_registry(registry):
     assert isinstance(s, ast.OpLine) and (s.code, s.registers) == ("T VAL", ("a", "b"))
     s = parse("T RAW 1,[a] x=3", registry)
     assert (s.code, s.rest, s.registers) == ("T RAW", "1,[a] x=3", ())
+    s = parse("  T RAW /  KEY      DEFOCUS   x=1  ", registry)   # raw text: blanks as written
+    assert (s.rest, s.rest_col, s.options) == ("/  KEY      DEFOCUS   x=1", 9, {})
     s = parse("T OPTS iters=4 name=abc [k]", registry)
     assert s.options == {"iters": ("4", 14), "name": ("abc", 21)} and s.registers == ("k",)
     s = parse("IQ FI [e],[o]", registry)

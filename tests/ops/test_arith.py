@@ -7,55 +7,10 @@ import numpy as np
 import pytest
 
 from emsh import io as eio
-from emsh.context import OpContext
 from emsh.errors import UsageError
 from emsh.io import spider
 from emsh.io.docfile import read_doc
 from emsh.ops.arith import PixelFormula
-from emsh.parallel import SerialComm
-from emsh.registry import Registry
-
-REG = Registry.discover()
-
-
-class Session:
-    """Registers, evaluation and log: what operations use of an interpreter session."""
-
-    data_ext, project_ext = "dat", "spi"
-
-    def __init__(self, **regs):
-        self.regs, self.lines = dict(regs), []
-
-    def get_register(self, name):
-        return self.regs[name.strip("[]")]
-
-    def set_register(self, name, value):
-        self.regs[name.strip("[]")] = float(value)
-
-    def get_string(self, name):
-        return ""
-
-    def set_string(self, name, value):
-        pass
-
-    def evaluate(self, expression):
-        return float(PixelFormula(expression, self.get_register)(np.zeros(())))
-
-    def substitute(self, text):
-        return text
-
-    def log(self, text):
-        self.lines.append(text)
-
-
-def run(code, session=None, **answers):
-    op = REG.get(code)
-    args = {n: None for n in op.argument_names()}
-    args.update({f.name: f.default for p in op.prompts for f in p.fields})
-    args.update(answers)
-    ctx = OpContext(op, SerialComm(), session=session or Session(),
-                    rng=np.random.default_rng(0))
-    return REG.implementation(op)(ctx, **args)
 
 
 def t1(a, b):
@@ -98,10 +53,10 @@ def test_formula_random_draws_one_value_per_pixel():
 
 # ----------------------------------------------------------------------------- golden 04
 
-def test_ar_ad_mu_su_match_spider(golden, tmp_path):
+def test_ar_ad_mu_su_match_spider(golden, tmp_path, run, fake_session):
     g = golden / "04-arith"
     a, b, c = (str(g / f"in_{x}.dat") for x in "abc")
-    s = Session(k=0.25, off=-1.5)
+    s = fake_session(k=0.25, off=-1.5)
     out = lambda n: str(tmp_path / f"{n}.dat")  # noqa: E731
     run("AR", s, src=a, dst=out("ar_lin"), formula="P1*3+[off]")
     run("AR", s, src=a, dst=out("ar_trig"), formula="SIN(P1*90)+COS(P1*45)**2")
@@ -128,7 +83,7 @@ def test_ar_ad_mu_su_match_spider(golden, tmp_path):
     assert np.array_equal(eio.read(out("ar_int")), eio.read(str(g / "ar_int.dat")))
 
 
-def test_arith_on_whole_stacks_and_templates(tmp_path, rng):
+def test_arith_on_whole_stacks_and_templates(tmp_path, rng, run):
     stk = str(tmp_path / "s.dat")
     data = rng.standard_normal((3, 6, 5)).astype(np.float32)
     spider.write(stk, data, stack=True)

@@ -1,6 +1,6 @@
 """SD / UD / DOC operations against the real SPIDER (golden case 15 and the SD docs of 01-18).
 
-The operations run through an OpContext built here around a small stand-in session
+The operations run through an OpContext around the stand-in session of conftest.py
 (registers, numbers and ``[name]`` in expressions, ``{***[v]}``/``{%F..%[v]}`` and string
 variables in substitution). The end-to-end run of case 15 through the interpreter is the
 last test of this file.
@@ -16,14 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emsh.context import OpContext
-from emsh.errors import OperationError, UsageError
+from emsh.errors import OperationError
 from emsh.io.docfile import read_doc
 from emsh.ops._docs_impl import DocState, parse_items
 from emsh.ops.docs import OPERATIONS
-from emsh.parallel import SerialComm
 from emsh.registry import Registry
-from emsh.spec import Plugin, parse_yesno
+from emsh.spec import Plugin
 
 CASE15 = "15-doc-sd-ud"
 CASE15_OUT = ("data_doc", "readback_doc", "sort_def", "sort_ang_desc", "sort_key", "sort_grp_nodup")
@@ -38,102 +36,22 @@ SD_DOCS = ("01-io-models/hdr_doc", "02-fs-stats/stats_doc", "03-cp-copy/copy_doc
 REGISTRY = Registry([Plugin("docs-test", operations=list(OPERATIONS))])
 
 
-# ----------------------------------------------------------------------------- stand-ins
-class FakeSession:
-    """What the operations need of a session: registers, strings, evaluate, substitute."""
-
-    data_ext = "dat"
-    project_ext = "spi"
-
-    def __init__(self):
-        self.regs: dict[str, float] = {}
-        self.strings: dict[str, str] = {}
-        self.logged: list[str] = []
-
-    def get_register(self, name):
-        return self.regs[name]
-
-    def set_register(self, name, value):
-        self.regs[name] = float(value)
-
-    def get_string(self, name):
-        if name not in self.strings:
-            raise UsageError(f"[{name}] is not a string variable")
-        return self.strings[name]
-
-    def set_string(self, name, value):
-        self.strings[name] = value
-
-    def evaluate(self, expression):
-        text = re.sub(r"\[([^\]]+)\]", lambda m: repr(self.regs[m.group(1)]), expression)
-        if not re.fullmatch(r"[0-9eE.+\-*/() ]+", text):
-            raise UsageError(f"cannot evaluate {expression!r}")
-        return float(eval(text))  # arithmetic on numbers only (checked above)
-
-    def substitute(self, text):
-        def fmt(m):
-            spec, v = m.group(1).upper(), self.regs[m.group(2)]
-            if spec.startswith("F"):
-                w, d = spec[1:].split(".")
-                return f"{v:{w}.{d}f}".strip()
-            return f"{int(v)}"
-
-        text = re.sub(r"\{%([^%]+)%\[([^\]]+)\]\}", fmt, text)
-        text = re.sub(r"\{(\*+)\[([^\]]+)\]\}",
-                      lambda m: f"{int(self.regs[m.group(2)]):0{len(m.group(1))}d}", text)
-        return re.sub(r"\[([^\]]+)\]", lambda m: self.strings.get(m.group(1), m.group(0)), text)
-
-    def log(self, text):
-        self.logged.append(text)
-
-
-class Runner:
-    """Runs operation lines with their answer lines, as a procedure would."""
-
-    def __init__(self):
-        self.session = FakeSession()
-        self.state: dict = {}
-
-    def __call__(self, line, *answers):
-        op, inline = REGISTRY.match(line)
-        kwargs = {"inline": inline} if op.inline == "raw" else {}
-        prompts = list(op.prompts)
-        assert len(answers) == len(prompts), f"{line}: {len(prompts)} answers expected"
-        for p, a in zip(prompts, answers):
-            if p.kind == "values":
-                vals = [float(t) for t in re.split(r"[,\s]+", a.strip()) if t]
-                for f, v in zip(p.fields, vals + [f.default for f in p.fields][len(vals):]):
-                    kwargs[f.name] = int(v) if f.type == "int" else v
-            elif p.kind == "numbers":
-                kwargs[p.name] = [int(t) for t in a.split(",")]
-            elif p.kind == "yesno":
-                kwargs[p.name] = parse_yesno(a)
-            else:
-                kwargs[p.name] = a
-        ctx = OpContext(op=op, comm=SerialComm(), session=self.session, rng=None,
-                        state=self.state)
-        return REGISTRY.implementation(op)(ctx, **kwargs)
-
-    def set(self, **regs):
-        self.session.regs.update({k: float(v) for k, v in regs.items()})
-
-    @property
-    def regs(self):
-        return self.session.regs
-
-
 def _masked(path: Path) -> str:
-    return re.sub(r"\d\d-[A-Z]{3}-\d{4} AT \d\d:\d\d:\d\d", "DATE AT TIME", path.read_text())
+    """The file's bytes (line ends as written) with the header's date and time masked."""
+    return re.sub(r"\d\d-[A-Z]{3}-\d{4} AT \d\d:\d\d:\d\d", "DATE AT TIME",
+                  path.read_bytes().decode("latin-1"))
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
+def run(tmp_path, monkeypatch, line_runner):
+    """Runs doc operation lines (conftest's LineRunner) in an empty folder; this module's
+    ``run`` replaces conftest's keyword-argument runner."""
     monkeypatch.chdir(tmp_path)
-    return Runner()
+    return line_runner(REGISTRY)
 
 
 # ----------------------------------------------------------------------------- case 15
-def _replay_case15(run: Runner) -> dict[str, dict[str, float]]:
+def _replay_case15(run) -> dict[str, dict[str, float]]:
     """proc.spi of case 15, operation by operation; returns register snapshots."""
     seen = {}
     run("SD /  KEY      DEFOCUS     GROUP    WEIGHT    ANGLE", "data_doc")
@@ -453,12 +371,9 @@ def test_case15_through_the_interpreter(case15_run, golden, name):
     assert np.all(np.abs(mine.values - ref.values)
                   <= 1e-5 * np.abs(ref.values) + 1e-6 * scale)                # T5
     assert mine.comment_keys.keys() == ref.comment_keys.keys()
-    ours = _masked(case15_run / f"{name}.dat").splitlines()
-    theirs = _masked(golden / CASE15 / f"{name}.dat").splitlines()
-    assert len(ours) == len(theirs)
-    # layout of the header, the data lines, the comment key and the SD // comment
-    heading = " ;   KEY      DEFOCUS     GROUP    WEIGHT    ANGLE"
-    assert [a for a, b in zip(ours, theirs) if b != heading] == [b for b in theirs if b != heading]
+    # byte for byte but the date and time of the header: the layout of the header, the
+    # SD / heading with its blanks, the data lines, the comment key and the SD // comment
+    assert _masked(case15_run / f"{name}.dat") == _masked(golden / CASE15 / f"{name}.dat")
 
 
 def test_case15_heading_keeps_its_blanks_through_the_interpreter(case15_run, golden):

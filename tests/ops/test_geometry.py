@@ -8,54 +8,9 @@ import numpy as np
 import pytest
 
 from emsh import io as eio
-from emsh.context import OpContext
 from emsh.errors import EmshError
 from emsh.io import spider
 from emsh.io.docfile import read_doc, write_doc
-from emsh.ops.arith import PixelFormula
-from emsh.parallel import SerialComm
-from emsh.registry import Registry
-
-REG = Registry.discover()
-
-
-class Session:
-    """Registers, evaluation and log: what operations use of an interpreter session."""
-
-    data_ext, project_ext = "dat", "spi"
-
-    def __init__(self, **regs):
-        self.regs, self.lines = dict(regs), []
-
-    def get_register(self, name):
-        return self.regs[name.strip("[]")]
-
-    def set_register(self, name, value):
-        self.regs[name.strip("[]")] = float(value)
-
-    def get_string(self, name):
-        return ""
-
-    def set_string(self, name, value):
-        pass
-
-    def evaluate(self, expression):
-        return float(PixelFormula(expression, self.get_register)(np.zeros(())))
-
-    def substitute(self, text):
-        return text
-
-    def log(self, text):
-        self.lines.append(text)
-
-
-def run(code, **answers):
-    op = REG.get(code)
-    args = {n: None for n in op.argument_names()}
-    args.update({f.name: f.default for p in op.prompts for f in p.fields})
-    args.update(answers)
-    ctx = OpContext(op, SerialComm(), session=Session(), rng=np.random.default_rng(0))
-    return REG.implementation(op)(ctx, **args)
 
 
 def check(mine: str, ref, tol: float):
@@ -73,7 +28,7 @@ def t5(mine, theirs, scale):
 
 # ----------------------------------------------------------------------------- PD, WI
 
-def test_pad_and_window_match_spider(golden, tmp_path):
+def test_pad_and_window_match_spider(golden, tmp_path, run):
     g = golden / "05-pad-window"
     img, vol = str(g / "in_img2.dat"), str(g / "in_vol.dat")
     o = lambda n: str(tmp_path / f"{n}.dat")  # noqa: E731
@@ -98,7 +53,7 @@ def test_pad_and_window_match_spider(golden, tmp_path):
         run("PD", src=img, dst=o("bad"), nx=0, ny=10, mode="A")
 
 
-def test_pad_whole_stack_in_one_batch(tmp_path, rng):
+def test_pad_whole_stack_in_one_batch(tmp_path, rng, run):
     stk = str(tmp_path / "s.dat")
     data = rng.standard_normal((3, 5, 4)).astype(np.float32)
     spider.write(stk, data, stack=True)
@@ -111,7 +66,7 @@ def test_pad_whole_stack_in_one_batch(tmp_path, rng):
 
 # ----------------------------------------------------------------------------- SH, SH F
 
-def test_shifts_match_spider(golden, tmp_path):
+def test_shifts_match_spider(golden, tmp_path, run):
     g = golden / "06-shift"
     img, vol = str(g / "in_img.dat"), str(g / "in_vol.dat")
     o = lambda n: str(tmp_path / f"{n}.dat")  # noqa: E731
@@ -132,7 +87,7 @@ def test_shifts_match_spider(golden, tmp_path):
     check(o("sh_stk") + "@", str(g / "sh_stk.dat@"), 1e-5)
 
 
-def test_shift_stack_default_registers_and_template(tmp_path, rng):
+def test_shift_stack_default_registers_and_template(tmp_path, rng, run):
     stk = str(tmp_path / "s.dat")
     data = rng.standard_normal((3, 8, 6)).astype(np.float32)
     spider.write(stk, data, stack=True)
@@ -153,7 +108,7 @@ RT_SINGLE = [("rt_030", 30, 1, 0, 0), ("rt_090", 90, 1, 0, 0), ("rt_m45_sh", -45
              ("rt_200_big", 200, 1, -20.3, 11.7)]
 
 
-def test_rtsq_matches_spider(golden, tmp_path):
+def test_rtsq_matches_spider(golden, tmp_path, run):
     g = golden / "07-rtsq"
     img = str(g / "in_img.dat")
     errs = []
@@ -174,7 +129,7 @@ def test_rtsq_matches_spider(golden, tmp_path):
         t5(got, stats.get(key), scale=1.0)
 
 
-def test_rtsq_default_registers_and_zero_scale(tmp_path, rng):
+def test_rtsq_default_registers_and_zero_scale(tmp_path, rng, run):
     stk = str(tmp_path / "s.dat")
     data = rng.standard_normal((2, 16, 16)).astype(np.float32)
     spider.write(stk, data, stack=True)
@@ -199,7 +154,7 @@ MA_CASES = [
 ]
 
 
-def test_masks_match_spider(golden, tmp_path):
+def test_masks_match_spider(golden, tmp_path, run):
     g = golden / "08-mask"
     doc = read_doc(g / "mask_doc.dat")
     for key, (name, answers) in enumerate(MA_CASES, 1):
@@ -214,7 +169,7 @@ def test_masks_match_spider(golden, tmp_path):
     t5(run("FS", src=out), doc.get(6), scale=3.0)
 
 
-def test_mask_default_centre_is_image_centre(tmp_path):
+def test_mask_default_centre_is_image_centre(tmp_path, run):
     src = str(tmp_path / "ones.dat")
     spider.write(src, np.ones((9, 10), np.float32))
     run("MA", src=src, dst=str(tmp_path / "m.dat"), outer=1, inner=0, shape="D",

@@ -1,9 +1,10 @@
-"""MO, MO 3, CP, MS, FS, FI H, FI X, ST H against the real SPIDER program's outputs.
+"""CP, MS, FS, FI H, FI X, ST H against the real SPIDER program's outputs.
 
-Golden cases 01 (models, headers), 02 (FS) and 03 (CP, inline stacks) of
-../shared/spider-golden; tolerances from its MANIFEST (T0 exact, T1 elementwise 1e-5 of
-max|spider|, T5 doc values). A walk through every golden procedure of cases 01-08 checks
-that the operation specifications ask SPIDER's prompts in SPIDER's order.
+Golden cases 01 (headers), 02 (FS) and 03 (CP, inline stacks) of ../shared/spider-golden;
+tolerances from its MANIFEST (T0 exact, T1 elementwise 1e-5 of max|spider|, T5 doc values).
+A walk through every golden procedure of cases 01-08 checks that the operation
+specifications ask SPIDER's prompts in SPIDER's order, and each of those procedures is
+run end to end by ``emsh run``. The model patterns (MO, MO 3) are in test_models.py.
 """
 
 from __future__ import annotations
@@ -29,55 +30,6 @@ MY_CODES = ("MO", "MO 3", "CP", "MS", "FS", "FI H", "FI X", "ST H", "AR", "AD", 
             "PD", "WI", "SH", "SH F", "RT SQ", "MA")
 
 
-class Session:
-    """The part of an interpreter session operations use: registers, evaluation, log."""
-
-    data_ext, project_ext = "dat", "spi"
-
-    def __init__(self, **regs):
-        self.regs, self.lines = dict(regs), []
-
-    def get_register(self, name):
-        return self.regs[name.strip("[]")]
-
-    def set_register(self, name, value):
-        self.regs[name.strip("[]")] = float(value)
-
-    def get_string(self, name):
-        return ""
-
-    def set_string(self, name, value):
-        pass
-
-    def evaluate(self, expression):
-        from emsh.ops.arith import PixelFormula
-
-        return float(PixelFormula(expression, self.get_register)(np.zeros(())))
-
-    def substitute(self, text):
-        return text
-
-    def log(self, text):
-        self.lines.append(text)
-
-
-def run(code, session=None, state=None, **answers):
-    """Call an operation's implementation with its defaults plus ``answers``."""
-    op = REG.get(code)
-    args = {}
-    for p in op.prompts:
-        for f in p.fields:
-            args[f.name] = f.default
-        if p.kind != "values":
-            args[p.name] = [] if p.repeat else p.default
-    if op.inline == "raw":
-        args["inline"] = ""
-    args.update(answers)
-    ctx = OpContext(op, SerialComm(), session=session or Session(),
-                    rng=np.random.default_rng(0), state={} if state is None else state)
-    return REG.implementation(op)(ctx, **args)
-
-
 def copy_case(golden, case, tmp_path, *names):
     for n in names:
         shutil.copy(golden / case / n, tmp_path / n)
@@ -95,126 +47,43 @@ def t5(mine, theirs, scale):
     assert np.all(np.abs(theirs - mine) <= 1e-5 * np.abs(theirs) + 1e-6 * scale), (mine, theirs)
 
 
-# ----------------------------------------------------------------------------- MO, MO 3
-
-MO_CASES = [
-    ("img_t", "MO", dict(nx=64, ny=64, pattern="T")),
-    ("img_c", "MO", dict(nx=48, ny=40, pattern="C", radius=15.5)),
-    ("img_g2", "MO", dict(nx=40, ny=40, pattern="G2", cx=17, cy=23, sx=6, sy=4)),
-    ("img_s", "MO", dict(nx=50, ny=50, pattern="S", nwaves=2,
-                         waves=["1.0,45.0,1,3", "0.5,90.0,-2,5"])),
-    ("img_w", "MO", dict(nx=32, ny=36, pattern="W")),
-    ("img_b", "MO", dict(nx=35, ny=33, pattern="B", background=2.5)),
-    ("vol_g2", "MO 3", dict(nx=32, ny=32, nz=32, pattern="G2", cx=14, cy=17, cz=20,
-                            sx=6, sy=4, sz=3)),
-    ("vol_t", "MO 3", dict(nx=32, ny=32, nz=32, pattern="T")),
-    ("vol_sp", "MO 3", dict(nx=36, ny=32, nz=28, pattern="SPA", density=1.5, rout=3.0,
-                            rin=0.0, centres=["12,14,10", "20,18,16", "22,18,16", "0,0,0"])),
-]
-
-
-@pytest.mark.parametrize("name,code,answers", MO_CASES, ids=[c[0] for c in MO_CASES])
-def test_model_matches_spider(golden, tmp_path, name, code, answers):
-    out = str(tmp_path / f"{name}.dat")
-    run(code, dst=out, **answers)
-    ref = golden / "01-io-models" / f"{name}.dat"
-    t1(eio.read(out), eio.read(ref))
-    mine, theirs = spider.read_header(out), spider.read_header(ref)
-    for w in ("nx", "ny", "nz", "iform", "labrec", "labbyt", "lenbyt", "irec"):
-        assert mine[w] == theirs[w], w
-    assert (tmp_path / f"{name}.dat").stat().st_size == ref.stat().st_size
-
-
-def test_model_stack_member_by_member(golden, tmp_path):
-    out = str(tmp_path / "stk.dat")
-    run("MO", dst=out + "@1", nx=40, ny=40, pattern="G2", cx=21, cy=21, sx=5, sy=5)
-    run("MO", dst=out + "@2", nx=40, ny=40, pattern="G2", cx=15, cy=25, sx=4, sy=7)
-    run("MO", dst=out + "@3", nx=40, ny=40, pattern="C", radius=9.5)
-    run("MO", dst=out + "@4", nx=40, ny=40, pattern="T")
-    run("MO", dst=out + "@5", nx=40, ny=40, pattern="B", background=-0.75)
-    ref = golden / "01-io-models" / "stk.dat"
-    t1(eio.read(out + "@"), eio.read(str(ref) + "@"))
-    assert spider.read_stack_headers(out)[:, 26].tolist() == [1, 2, 3, 4, 5]
-    h = spider.read_header(out)
-    assert (h["istack"], h["maxim"], h[25]) == (2, 5, -1.0)
-    assert (tmp_path / "stk.dat").stat().st_size == ref.stat().st_size
-
-
-def test_model_short_centre_takes_volume_centre_and_plain_sp_does_not_add(tmp_path):
-    out = str(tmp_path / "v.dat")
-    run("MO 3", dst=out, nx=20, ny=20, nz=20, pattern="SP", density=0.0, rout=2.0, rin=0.0,
-        centres=["8,8", "9,8,11", "0,0,0", "3,3,3"])
-    v = eio.read(out)
-    assert v[10, 7, 7] == 2.0    # centre (8, 8, 20/2+1): 0-based (7, 7, 10); density 0 means 2
-    assert v[10, 7, 8] == 2.0            # overlap of spheres 1 and 2 does not add for SP
-    assert v[2, 2, 2] == 0.0             # the sphere after 0,0,0 is not drawn
-    assert v.max() == 2.0
-
-
-def test_model_patterns_ground_truth(tmp_path):
-    o = lambda n: str(tmp_path / f"{n}.dat")  # noqa: E731
-    run("MO", dst=o("g"), nx=64, ny=64, pattern="G", sx=4, sy=3)   # area-normalised
-    g = eio.read(o("g"))
-    assert g.sum() == pytest.approx(1.0, abs=1e-5)
-    assert np.unravel_index(g.argmax(), g.shape) == (32, 32)
-    run("MO", dst=o("r"), nx=128, ny=128, pattern="R", gaussian=True, mean=2.0, sd=0.5)
-    r = eio.read(o("r"))
-    assert abs(r.mean() - 2.0) < 0.02 and abs(r.std() - 0.5) < 0.02
-    run("MO", dst=o("u"), nx=64, ny=64, pattern="R", gaussian=False)
-    u = eio.read(o("u"))
-    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.02
-    run("MO 3", dst=o("s"), nx=16, ny=12, nz=8, pattern="S", nwaves=2,
-        waves=["3, 1, 0, 0", "1, 0, 2, 1"])   # amplitudes scaled to add up to 2
-    x = np.arange(16)[None, None, :]
-    y, z = np.arange(12)[None, :, None], np.arange(8)[:, None, None]
-    want = 1.5 * np.sin(2 * np.pi * x / 16) + 0.5 * np.sin(2 * np.pi * (2 * y / 12 + z / 8))
-    assert np.allclose(eio.read(o("s")), want, atol=1e-6)
-    run("MO 3", dst=o("w"), nx=5, ny=4, nz=3, pattern="W")   # SPIDER sums the row term
-    w, scf = eio.read(o("w")), 2.0 / 12
-    assert w[0, 0, 0] == pytest.approx(3 * scf) and w[1, 2, 3] == pytest.approx(scf * (2 + 6 + 4))
-    run("MO 3", dst=o("b"), nx=4, ny=4, nz=4, pattern="B", value=-2.0)
-    assert np.all(eio.read(o("b")) == -2.0)
-    with pytest.raises(EmshError, match="RADII"):
-        run("MO", dst=o("bad"), nx=8, ny=8, pattern="G2", sx=0, sy=1)
-
-
 # ----------------------------------------------------------------------------- FI H, FI X, ST H
 
-def _fi(code, src, what, session):
+def _fi(run, code, src, what, session):
     regs = [f"r{i}" for i in range(len(what.split(",")))]
     key = "names" if code == "FI H" else "locations"
     return run(code, session=session, src=src, inline=",".join(f"[{r}]" for r in regs),
                **{key: what})
 
 
-def test_header_values_match_hdr_doc(golden, tmp_path):
+def test_header_values_match_hdr_doc(golden, tmp_path, run, fake_session):
     g = golden / "01-io-models"
     doc = read_doc(g / "hdr_doc.dat")
-    s = Session()
+    s = fake_session()
     layout = "NX,NY,NZ,IFORM,LABREC,LABBYT,LENBYT,IREC"
     for key, f in zip(range(1, 7), ["img_t", "img_c", "img_b", "vol_g2", "vol_sp", "stk.dat@3"]):
         src = str(g / f) + ("" if "@" in f else ".dat")
-        assert list(_fi("FI H", src, layout, s)) == doc.get(key).tolist()
+        assert list(_fi(run, "FI H", src, layout, s)) == doc.get(key).tolist()
     assert s.regs["r0"] == 40.0 and s.lines[0].startswith("  REGISTER VARIABLE: [r0]")
     for key, f in zip(range(11, 16), ["img_t", "img_g2", "img_s", "vol_t", "vol_sp"]):
-        vals = _fi("FI H", str(g / f) + ".dat", "FMAX,FMIN,AV,SIG", s)
+        vals = _fi(run, "FI H", str(g / f) + ".dat", "FMAX,FMIN,AV,SIG", s)
         t5(vals, doc.get(key), scale=abs(doc.get(key)[:2]).max())
-    assert list(_fi("FI H", str(g / "stk.dat@"), "MAXIM,ISTACK", s)) == doc.get(21).tolist()
-    assert list(_fi("FI H", str(g / "stk.dat@2"), "IMGNUM", s)) == doc.get(22).tolist()
-    assert list(_fi("FI H", str(g / "stk.dat@5"), "IMGNUM,MAX,MIN", s)) == doc.get(23).tolist()
-    assert list(_fi("FI X", str(g / "img_c.dat"), "12,2,5,22", s)) == doc.get(31).tolist()
+    assert list(_fi(run, "FI H", str(g / "stk.dat@"), "MAXIM,ISTACK", s)) == doc.get(21).tolist()
+    assert list(_fi(run, "FI H", str(g / "stk.dat@2"), "IMGNUM", s)) == doc.get(22).tolist()
+    assert list(_fi(run, "FI H", str(g / "stk.dat@5"), "IMGNUM,MAX,MIN", s)) == doc.get(23).tolist()
+    assert list(_fi(run, "FI X", str(g / "img_c.dat"), "12,2,5,22", s)) == doc.get(31).tolist()
 
 
-def test_set_header_then_read_back(golden, tmp_path):
+def test_set_header_then_read_back(golden, tmp_path, run, fake_session):
     copy_case(golden, "01-io-models", tmp_path, "img_t.dat", "stk.dat")
     img, stk = str(tmp_path / "img_t.dat"), str(tmp_path / "stk.dat")
     run("ST H", src=img, names="PIXSIZ,PHI,THETA,PSI", values="2.5 10,20,30")
-    s = Session()
-    assert _fi("FI H", img, "PIXSIZ,PHI,THETA,PSI", s) == (2.5, 10.0, 20.0, 30.0)
-    assert _fi("FI X", img, "38,15,16,17", s) == (2.5, 10.0, 20.0, 30.0)
+    s = fake_session()
+    assert _fi(run, "FI H", img, "PIXSIZ,PHI,THETA,PSI", s) == (2.5, 10.0, 20.0, 30.0)
+    assert _fi(run, "FI X", img, "38,15,16,17", s) == (2.5, 10.0, 20.0, 30.0)
     run("ST H", src=stk + "@4", names="XOFF", values="-3")
-    assert _fi("FI H", stk + "@4", "XOFF,IMGNUM", s) == (-3.0, 4.0)
-    assert _fi("FI H", stk + "@3", "XOFF", s) == (0.0,)
+    assert _fi(run, "FI H", stk + "@4", "XOFF,IMGNUM", s) == (-3.0, 4.0)
+    assert _fi(run, "FI H", stk + "@3", "XOFF", s) == (0.0,)
     t1(eio.read(stk + "@"), eio.read(str(golden / "01-io-models" / "stk.dat@")))
     with pytest.raises(UsageError, match="layout"):
         run("ST H", src=img, names="NX", values="10")
@@ -224,10 +93,10 @@ def test_set_header_then_read_back(golden, tmp_path):
 
 # ----------------------------------------------------------------------------- FS
 
-def test_statistics_match_stats_doc(golden):
+def test_statistics_match_stats_doc(golden, run, fake_session):
     g = golden / "02-fs-stats"
     doc = read_doc(g / "stats_doc.dat")
-    s = Session()
+    s = fake_session()
     srcs = ["img_t.dat", "img_g.dat", "vol_g.dat", "img_e.dat", "stk.dat@1", "stk.dat@2",
             "stk.dat@3", "stk.dat@"]
     for key, src in enumerate(srcs, 1):
@@ -247,7 +116,7 @@ def _same(a, b):
     assert np.array_equal(eio.read(str(a)), eio.read(str(b)))
 
 
-def test_copy_matches_spider_including_empty_slots_and_inline(golden, tmp_path):
+def test_copy_matches_spider_including_empty_slots_and_inline(golden, tmp_path, run, fake_session):
     g = golden / "03-cp-copy"
     copy_case(golden, "03-cp-copy", tmp_path, "src_a.dat", "src_b.dat", "src_v.dat")
     t = tmp_path
@@ -274,18 +143,18 @@ def test_copy_matches_spider_including_empty_slots_and_inline(golden, tmp_path):
         _same(f"{t / name}.dat@", f"{g / name}.dat@")      # slot 2: zero data
         assert spider.read_header(t / f"{name}.dat")["maxim"] == 3
     doc = read_doc(g / "copy_doc.dat")
-    s = Session()
-    assert list(_fi("FI H", str(t / "cp_stk.dat@"), "MAXIM,ISTACK", s)) == doc.get(1).tolist()
-    t5(_fi("FI H", str(t / "cp_stk.dat@1"), "IMGNUM,FMAX", s), doc.get(2), 1.0)
-    assert list(_fi("FI H", str(t / "cp_stk3.dat@"), "MAXIM,ISTACK", s)) == doc.get(4).tolist()
+    s = fake_session()
+    assert list(_fi(run, "FI H", str(t / "cp_stk.dat@"), "MAXIM,ISTACK", s)) == doc.get(1).tolist()
+    t5(_fi(run, "FI H", str(t / "cp_stk.dat@1"), "IMGNUM,FMAX", s), doc.get(2), 1.0)
+    assert list(_fi(run, "FI H", str(t / "cp_stk3.dat@"), "MAXIM,ISTACK", s)) == doc.get(4).tolist()
     for key, name in ((5, "cp_from_member"), (6, "cp_from_inline"), (7, "cp_vol")):
         t5(run("FS", src=str(t / f"{name}.dat")), doc.get(key), 1.0)
-    assert U.delete(OpContext(REG.get("CP"), SerialComm(), Session(), None, state),
+    assert U.delete(OpContext(REG.get("CP"), SerialComm(), fake_session(), None, state),
                     "_1@") == "DELETED INLINE FILE: _1"
     assert 1 not in state["inline"]
 
 
-def test_copy_keeps_header_angles_and_template_copies(tmp_path, rng):
+def test_copy_keeps_header_angles_and_template_copies(tmp_path, rng, run):
     stk = str(tmp_path / "s.dat")
     data = rng.standard_normal((4, 8, 10)).astype(np.float32)
     spider.write(stk, data, stack=True, angles=[[10, 20, 30]] * 4)
@@ -299,8 +168,8 @@ def test_copy_keeps_header_angles_and_template_copies(tmp_path, rng):
         run("CP", src=stk + "@", dst=str(tmp_path / "one.dat"))
 
 
-def test_inline_stack_made_filled_and_measured():
-    state, s = {}, Session()
+def test_inline_stack_made_filled_and_measured(run, fake_session):
+    state, s = {}, fake_session()
     run("MS", state=state, dst="_7@", nx=6, ny=4, capacity=3)
     with pytest.raises(EmshError, match="exists"):
         run("MS", state=state, dst="_7@", nx=6, ny=4, capacity=3)
@@ -317,6 +186,45 @@ def test_inline_stack_made_filled_and_measured():
     regs = run("FI H", session=s, state=state, src="_7@3", names="NX,NY,IMGNUM,FMAX",
                inline="[a],[b],[c],[d]")
     assert regs == (6.0, 4.0, 3.0, 23.0) and s.regs["d"] == 23.0
+
+
+def test_iq_fi_sees_inline_files_and_de_frees_them(tmp_path, monkeypatch):
+    """Through the interpreter, as case 03 ends: ``DE _1@`` drops the stack and its memory."""
+    import gc
+    import weakref
+
+    from emsh.session import Session
+
+    monkeypatch.chdir(tmp_path)
+    s = Session(REG, SerialComm(), data_ext="dat", echo=False)
+    s.run_text("""
+MS
+_1@
+8,6
+3
+MO
+_1@2
+8,6
+B
+1.5
+IQ FI [a],[ao]
+_1@
+IQ FI [b],[bo]
+_1@2
+IQ FI [c],[co]
+_1@3
+""")
+    buf = weakref.ref(s.state["inline"][1])
+    s.run_text("DE\n_1@\nIQ FI [d],[do]\n_1@\nIQ FI [e]\n_2\n")
+    v = s.top_ns
+    assert [(v[k], v[k + "o"]) for k in "abcd"] == [(1, 1), (1, 1), (0, 0), (0, 0)]
+    assert v["e"] == 0 and 1 not in s.state["inline"]
+    gc.collect()
+    assert buf() is None                                    # nothing holds the data any more
+    s.run_text("MS\n_1@\n4,4\n1\n")                       # the number can be used again
+    assert s.state["inline"][1].capacity == 1
+    s.run_text("DE\n_1@\n")      # CP asks a capacity only for a new _1@, in any live session
+    assert not U.inline_exists("_1@")
 
 
 # ----------------------------------------------------------------------------- answers
@@ -451,7 +359,7 @@ def test_prompts_follow_spider_order(golden, tmp_path, monkeypatch, case):
     assert k == len(log) and seen >= 5
 
 
-def test_missing_input_is_a_clear_error(tmp_path):
+def test_missing_input_is_a_clear_error(tmp_path, run):
     from emsh.errors import DataFormatError
 
     with pytest.raises(DataFormatError, match="not found"):
@@ -480,22 +388,14 @@ def _stack_addr(path) -> str:
 def test_golden_procedure_end_to_end(golden, tmp_path, monkeypatch, case):
     """``emsh run proc.spi --data-ext dat`` in an empty folder reproduces SPIDER's files.
 
-    Every image is compared with its tolerance (T1/T2 1e-5, T3 2e-5 for SH F) and every
-    doc file with T0 keys and T5 values. Case 01: emsh's interpreter does not yet
-    re-ask ``when`` between repetitions of a repeated prompt, which ``MO S`` (count of
-    sine-wave lines) needs; that one ``MO`` is taken out and SPIDER's ``img_s`` put in
-    its place (``test_model_matches_spider[img_s]`` checks it directly).
+    The procedure runs exactly as SPIDER ran it (``MO S`` reads as many wave lines as
+    its count says, ``MO 3 SPA`` centres up to 0,0,0). Every image is compared with its
+    tolerance (T1/T2 1e-5, T3 2e-5 for SH F) and every doc file with T0 keys and T5 values.
     """
     from emsh.cli import main
 
     g = golden / case
-    text = (g / "proc.spi").read_text()
-    if case == "01-io-models":
-        lines = text.splitlines()
-        i = next(k for k, ln in enumerate(lines) if ln.startswith("MO") and "two sine" in ln)
-        text = "\n".join(lines[:i] + lines[i + 7:]) + "\n"
-        shutil.copy(g / "img_s.dat", tmp_path / "img_s.dat")
-    (tmp_path / "proc.spi").write_text(text)
+    shutil.copy(g / "proc.spi", tmp_path / "proc.spi")
     monkeypatch.chdir(tmp_path)
     assert main(["run", "proc.spi", "--data-ext", "dat"]) == 0
     log = next(tmp_path.glob("results.spi.*")).read_text()
