@@ -21,7 +21,9 @@ def families() -> list[str]:
 
 
 def _collect() -> Plugin:
-    plugin = Plugin("builtin", summary="SPIDER-style operations built into emsh")
+    from emsh import __version__
+
+    plugin = Plugin("builtin", version=__version__, summary="SPIDER-style operations built into emsh")
     for name in families():
         plugin.operations.extend(importlib.import_module(f"{__name__}.{name}").OPERATIONS)
     return plugin
