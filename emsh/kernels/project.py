@@ -26,7 +26,8 @@ __all__ = ["rotation_matrices", "project_real_trilinear", "backproject_real_tril
            "FourierProjector"]
 
 _MAX_ELEMENTS = 2**31  # refuse absurd requests before allocating
-_CHUNK = 4_000_000     # samples per vectorised pass of the real-space projector
+_CHUNK = 250_000       # samples per vectorised pass of the real-space projector
+_TAP_ENTRIES = 4_000_000  # interpolation taps per pass of the Fourier projector
 
 
 def rotation_matrices(angles) -> np.ndarray:
@@ -80,61 +81,89 @@ def _dm_float32(rot: np.ndarray) -> np.ndarray:
     return rot.astype(np.float32)
 
 
-def _sample_positions(dm: np.ndarray, offs: np.ndarray, centre1: float) -> np.ndarray:
-    """Volume positions (1-based, float32) of every voxel for each matrix, as PJ 3Q does.
-
-    SPIDER computes the position of the first voxel of each x-run and then steps
-    by ``R[0]`` along the run in single precision; this reproduces that sum order.
-    Returns ``(k, m, 3)`` with columns (X, Y, Z).
-    """
-    k = dm.shape[0]
+def _runs(offs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """x-runs of the voxel offsets (sorted z, y, x): each run's first voxel, the place
+    of every voxel in a ``(maxlen, runs)`` grid of run steps, and the longest run."""
     m = offs.shape[0]
-    ix, iy, iz = (offs[:, 2].astype(np.float32), offs[:, 1].astype(np.float32),
-                  offs[:, 0].astype(np.float32))
-    # runs: consecutive voxels with equal (z, y); offsets are sorted z, y, x
     key = offs[:, 0] * 1_000_003 + offs[:, 1]
     start = np.ones(m, dtype=bool)
     start[1:] = key[1:] != key[:-1]
     run_id = np.cumsum(start) - 1
     first = np.nonzero(start)[0]
     step_no = np.arange(m) - first[run_id]
-    maxlen = int(step_no.max()) + 1
-    out = np.empty((k, m, 3), dtype=np.float32)
+    return first, step_no * first.size + run_id, int(step_no.max()) + 1
+
+
+def _sample_positions(dm: np.ndarray, offs: np.ndarray, centre1: float,
+                      runs: tuple | None = None) -> np.ndarray:
+    """Volume positions (1-based, float32) of every voxel for each matrix, as PJ 3Q does.
+
+    SPIDER computes the position of the first voxel of each x-run and then steps
+    by ``R[0]`` along the run in single precision; this reproduces that sum order.
+    ``runs`` is :func:`_runs` of ``offs`` (computed when not given).
+    Returns ``(3, k, m)``: the X, Y and Z coordinates.
+    """
+    k, m = dm.shape[0], offs.shape[0]
+    first, place, maxlen = _runs(offs) if runs is None else runs
+    ix, iy, iz = (offs[first, 2].astype(np.float32), offs[first, 1].astype(np.float32),
+                  offs[first, 0].astype(np.float32))
+    out = np.empty((3, k, m), dtype=np.float32)
     c1 = np.float32(centre1)
+    steps = np.empty((k, maxlen, first.size), dtype=np.float32)
     for a in range(3):
-        s0 = (ix[first] * dm[:, 0, a, None] + iy[first] * dm[:, 1, a, None]
-              + iz[first] * dm[:, 2, a, None] + c1)                         # (k, runs)
-        steps = np.empty((k, first.size, maxlen), dtype=np.float32)
-        steps[:, :, 0] = s0
-        steps[:, :, 1:] = dm[:, 0, a, None, None]
-        acc = np.cumsum(steps, axis=2, dtype=np.float32)
-        out[:, :, a] = acc[:, run_id, step_no]
+        steps[:, 0] = (ix * dm[:, 0, a, None] + iy * dm[:, 1, a, None]
+                       + iz * dm[:, 2, a, None] + c1)                     # (k, runs)
+        step = np.broadcast_to(dm[:, 0, a, None], (k, first.size))
+        for t in range(1, maxlen):                                        # running float32 sum
+            np.add(steps[:, t - 1], step, out=steps[:, t])
+        out[a] = steps.reshape(k, -1).take(place, axis=1)
     return out
 
 
-def _trilinear_gather(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Trilinear values at 1-based positions (..., 3)=(X, Y, Z) with PJ 3Q's formula.
+_CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (1, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 0), (1, 1, 1))
+_CORNER_TABLE_BYTES = 2**28   # largest (n**3, 8) corner table; bigger volumes gather per corner
+
+
+def _corner_table(vol: np.ndarray) -> np.ndarray | None:
+    """``(n**3, 8)`` float32: row ``(z*n + y)*n + x`` holds the 8 cell corners from that
+    voxel in the order c000, c100, c010, c001, c110, c101, c011, c111 (``cXYZ``), so a
+    trilinear sample is one 32-byte row gather. ``None`` when it would be too large."""
+    n = vol.shape[0]
+    if 32 * n ** 3 > _CORNER_TABLE_BYTES:
+        return None
+    padded = np.zeros((n + 1,) * 3, dtype=np.float32)
+    padded[:n, :n, :n] = vol
+    tab = np.empty((n, n, n, 8), dtype=np.float32)
+    for c, (dz, dy, dx) in enumerate(_CORNERS):
+        tab[..., c] = padded[dz:dz + n, dy:dy + n, dx:dx + n]
+    return tab.reshape(n ** 3, 8)
+
+
+def _trilinear_gather(vol: np.ndarray, pos: np.ndarray, corners: np.ndarray | None = None
+                      ) -> np.ndarray:
+    """Trilinear values at 1-based positions ``(3, ...)`` = (X, Y, Z) with PJ 3Q's formula.
 
     Samples whose 2x2x2 neighbourhood leaves the volume give 0 (SPIDER skips them).
+    ``corners`` is :func:`_corner_table` of ``vol`` (faster) or ``None``.
     """
     n = vol.shape[0]
-    flat = vol.ravel()
-    io = np.trunc(pos).astype(np.int64)          # IFIX: truncation toward zero
-    d = (pos - io.astype(np.float32)).astype(np.float32)
-    ok = np.all((io >= 1) & (io <= n - 1), axis=-1)
-    io = np.where(ok[..., None], io - 1, 0)       # 0-based lower corner
-    x0, y0, z0 = io[..., 0], io[..., 1], io[..., 2]
-    base = (z0 * n + y0) * n + x0
-    sx, sy, sz = 1, n, n * n
-    c000 = flat[base]
-    c100 = flat[base + sx]
-    c010 = flat[base + sy]
-    c001 = flat[base + sz]
-    c110 = flat[base + sx + sy]
-    c101 = flat[base + sx + sz]
-    c011 = flat[base + sy + sz]
-    c111 = flat[base + sx + sy + sz]
-    dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
+    shape = pos.shape[1:]
+    X, Y, Z = (c.reshape(-1) for c in pos)
+    ix, iy, iz = X.astype(np.int32), Y.astype(np.int32), Z.astype(np.int32)  # IFIX
+    dx = X - ix.astype(np.float32)
+    dy = Y - iy.astype(np.float32)
+    dz = Z - iz.astype(np.float32)
+    ok = (ix >= 1) & (ix <= n - 1) & (iy >= 1) & (iy <= n - 1) & (iz >= 1) & (iz <= n - 1)
+    base = ((iz - 1).astype(np.intp) * n + (iy - 1)) * n + (ix - 1)   # 0-based lower corner
+    base *= ok
+    if corners is not None:
+        rows = corners.view(np.dtype((np.void, 32))).reshape(-1)  # one 32-byte item per row
+        c = rows.take(base).view(np.float32).reshape(-1, 8).T     # (8, samples)
+        c000, c100, c010, c001, c110, c101, c011, c111 = c
+    else:
+        flat = vol.reshape(-1)
+        c000, c100, c010, c001, c110, c101, c011, c111 = (
+            flat.take(base + (dz_ * n + dy_) * n + dx_) for dz_, dy_, dx_ in _CORNERS)
     a1 = c000
     a2 = c100 - a1
     a3 = c010 - a1
@@ -145,7 +174,8 @@ def _trilinear_gather(vol: np.ndarray, pos: np.ndarray) -> np.ndarray:
     a7 = -a3 - c001 + c011
     a8 = -a5 - a61 - c011 + c111
     val = a1 + dz * (a4 + a6 * dx + (a7 + a8 * dx) * dy) + a3 * dy + dx * (a2 + a5 * dy)
-    return np.where(ok, val, np.float32(0.0)).astype(np.float32)
+    np.copyto(val, np.float32(0.0), where=~ok)
+    return val.reshape(shape)
 
 
 def project_real_trilinear(vol: np.ndarray, angles, radius: float | None = None) -> np.ndarray:
@@ -182,9 +212,10 @@ def project_real_trilinear(vol: np.ndarray, angles, radius: float | None = None)
     if offs.shape[0] == 0:
         return out.reshape(k, n, n)
     per = max(1, _CHUNK // max(1, offs.shape[0]))
+    corners, runs = _corner_table(vol), _runs(offs)
     for s in range(0, k, per):
-        pos = _sample_positions(dm[s:s + per], offs, n // 2 + 1)
-        val = _trilinear_gather(vol, pos)                         # (kk, m)
+        pos = _sample_positions(dm[s:s + per], offs, n // 2 + 1, runs)
+        val = _trilinear_gather(vol, pos, corners)                # (kk, m)
         out[s:s + per] = _scatter_sum_z(val, offs, pix, n)
     return out.reshape(k, n, n)
 
@@ -193,7 +224,7 @@ def _scatter_sum_z(val: np.ndarray, offs: np.ndarray, pix: np.ndarray, n: int) -
     """Sum sample values into their (y, x) pixels in increasing z, in float32 like SPIDER."""
     kk = val.shape[0]
     cube = np.zeros((kk, n, n * n), dtype=np.float32)
-    cube[:, offs[:, 0] + n // 2, pix] = val
+    cube.reshape(kk, -1)[:, (offs[:, 0] + n // 2) * (n * n) + pix] = val
     acc = cube[:, 0].copy()
     for z in range(1, n):
         acc += cube[:, z]
@@ -229,23 +260,18 @@ def backproject_real_trilinear(images: np.ndarray, angles, radius: float | None 
     acc = np.zeros(n ** 3, dtype=np.float64)
     per = max(1, _CHUNK // max(1, offs.shape[0]))
     flat_img = img.reshape(img.shape[0], -1)
+    corner = np.array([(cz * n + cy) * n + cx for cz, cy, cx in _CORNERS])
+    runs = _runs(offs)
     for s in range(0, dm.shape[0], per):
-        pos = _sample_positions(dm[s:s + per], offs, n // 2 + 1)
-        io = np.trunc(pos).astype(np.int64)
-        d = (pos - io.astype(np.float32)).astype(np.float64)
-        ok = np.all((io >= 1) & (io <= n - 1), axis=-1)
-        io -= 1
-        v = flat_img[s:s + per][:, pix].astype(np.float64) * ok
-        for cz in (0, 1):
-            wz = d[..., 2] if cz else 1.0 - d[..., 2]
-            for cy in (0, 1):
-                wy = d[..., 1] if cy else 1.0 - d[..., 1]
-                for cx in (0, 1):
-                    wx = d[..., 0] if cx else 1.0 - d[..., 0]
-                    idx = ((io[..., 2] + cz) * n + io[..., 1] + cy) * n + io[..., 0] + cx
-                    idx = np.where(ok, idx, 0)
-                    acc += np.bincount(idx.ravel(), weights=(v * wx * wy * wz).ravel(),
-                                       minlength=n ** 3)
+        pos = _sample_positions(dm[s:s + per], offs, n // 2 + 1, runs).reshape(3, -1)
+        io = pos.astype(np.int32)                                 # IFIX, as the projector
+        d = (pos - io.astype(np.float32)).astype(np.float64)      # (3, samples): dx, dy, dz
+        ok = np.all((io >= 1) & (io <= n - 1), axis=0)
+        base = ((io[2] - 1) * n + (io[1] - 1)) * n + (io[0] - 1)
+        wts = np.stack([(d[0] if cx else 1.0 - d[0]) * (d[1] if cy else 1.0 - d[1])
+                        * (d[2] if cz else 1.0 - d[2]) for cz, cy, cx in _CORNERS], axis=1)
+        v = flat_img[s:s + per][:, pix].reshape(-1, 1).astype(np.float64) * ok[:, None]
+        acc += gridding.scatter_rows(n ** 3, (base * ok)[:, None] + corner, wts, v)[:, 0]
     return acc.reshape(n, n, n).astype(np.float32)
 
 
@@ -283,9 +309,16 @@ class FourierProjector:
         if self.np_ ** 3 > _MAX_ELEMENTS:
             raise UsageError(f"padded volume {self.np_}^3 is too large")
         self.spectrum = None
+        self._table = None
         if vol is not None:
             pre = vol / self.kernel.real_profile_3d(self.n, self.np_)
             self.spectrum = gridding.padded_rfft3(pre, self.np_)
+
+    def _gather_table(self) -> gridding.SpectrumTable:
+        """The padded spectrum extended for tap gathers, made on first use."""
+        if self._table is None:
+            self._table = gridding.SpectrumTable(self.spectrum)
+        return self._table
 
     def slices(self, angles, shifts=None) -> np.ndarray:
         """Central slices, equal to ``emsh.fft.rfftn`` of the projections :meth:`project` returns.
@@ -302,16 +335,23 @@ class FourierProjector:
             raise UsageError("this FourierProjector was made from a box size; give it a volume")
         rot = rotation_matrices(angles)
         k = rot.shape[0]
-        ky, kx = gridding.rfft_freqs(self.n)                  # cycles/pixel
-        phase = self._phase(k, kx, ky, shifts)
-        out = np.empty((k, self.n, self.n // 2 + 1), dtype=np.complex64)
-        per = max(1, _CHUNK // (self.n * (self.n // 2 + 1)))
+        n, nh = self.n, self.n // 2 + 1
+        ky, kx = gridding.rfft_freqs(n)                       # cycles/pixel
+        inside = np.flatnonzero(((kx ** 2 + ky ** 2) < 0.25).ravel())
+        kx = np.broadcast_to(kx, (n, nh)).reshape(-1)[inside]
+        ky = np.broadcast_to(ky, (n, nh)).reshape(-1)[inside]
+        phase = self._phase(k, kx, ky, shifts)                # (1 or k, m)
+        table = self._gather_table()
+        out = np.zeros((k, n * nh), dtype=np.complex64)
+        per = max(1, _TAP_ENTRIES // (inside.size * self.kernel.width ** 3))
         for s in range(0, k, per):
-            pts, inside = self._plane_points(rot[s:s + per], kx, ky)
-            vals = gridding.interpolate_rfft3(self.spectrum, pts, self.kernel)
-            ph = phase if phase.shape[0] == 1 else phase[s:s + per]
-            out[s:s + per] = np.where(inside, vals, 0) * ph
-        return out
+            r = rot[s:s + per]
+            pts = kx[:, None] * r[:, None, 0, :] + ky[:, None] * r[:, None, 1, :]   # (x, y, z)
+            vals = gridding.interpolate_rfft3(self.spectrum, pts[..., ::-1] * self.np_,
+                                              self.kernel, table)
+            vals *= phase if phase.shape[0] == 1 else phase[s:s + per]
+            out[s:s + per, inside] = vals
+        return out.reshape(k, n, nh)
 
     def _plane_points(self, rot, kx, ky):
         """Slice sample points (z, y, x) in padded grid units and the in-circle mask."""
@@ -320,16 +360,19 @@ class FourierProjector:
         return pts, (kx ** 2 + ky ** 2) < 0.25
 
     def _phase(self, k, kx, ky, shifts) -> np.ndarray:
-        """Phase factors moving the origin to the image centre and applying shifts."""
+        """Phase factors (complex64, leading axis 1 or ``k``) moving the origin to the
+        image centre and applying shifts; ``kx``, ``ky`` broadcast together."""
         c = self.n // 2
-        phase = -2j * np.pi * (kx + ky) * c
+        phase = (-2j * np.pi * c) * (kx + ky)
         phase = phase[None]
         if shifts is not None:
             sh = np.asarray(shifts, dtype=np.float64).reshape(-1, 2)
             if sh.shape[0] != k:
                 raise UsageError(f"{sh.shape[0]} shifts for {k} orientations")
-            phase = phase - 2j * np.pi * (kx * sh[:, 0, None, None] + ky * sh[:, 1, None, None])
-        return np.exp(phase)                                  # (1 or k, ny, nx)
+            lead = (-1,) + (1,) * np.ndim(kx + ky)
+            sx, sy = sh[:, 0].reshape(lead), sh[:, 1].reshape(lead)
+            phase = phase - 2j * np.pi * (kx * sx + ky * sy)
+        return np.exp(phase).astype(np.complex64)
 
     def project(self, angles, shifts=None) -> np.ndarray:
         """Projections ``(k, n, n)`` float32, centre at ``n//2``; arguments as :meth:`slices`."""

@@ -37,7 +37,7 @@ from emsh.kernels.project import rotation_matrices
 __all__ = ["FourierReconstructor", "bp32f", "reconstruct"]
 
 _MAX_VOXELS = 2**31
-_ENTRIES_PER_PASS = 6_000_000   # stencil entries handled per vectorised pass
+_ENTRIES_PER_PASS = 12_000_000  # stencil entries per vectorised pass (~100 MB scratch)
 _WEIGHT_FLOOR = 0.1             # SPIDER's NRMW2 threshold
 
 
@@ -83,7 +83,7 @@ class FourierReconstructor:
         self.weights = np.zeros(self.data.shape, dtype=np.float32)
         self._tab, self._fltb, _ = gridding.spider_kb_table(self.np_)
         last = int(np.nonzero(self._tab)[0].max())                # last non-zero entry
-        self._reach = np.float32((last + 0.5) / float(self._fltb))  # grid units
+        self._reach = np.float32((last + 0.5) / float(self._fltb))  # grid units: 1.8 (< 2)
         if symmetry is None:
             self.symmetry = None
         else:
@@ -95,6 +95,11 @@ class FourierReconstructor:
             s = np.asarray(ops, dtype=np.float64).reshape(-1, 3, 3)
             self.symmetry = None if s.shape[0] == 0 else s
         self._plane = self._half_plane()
+        self._plane_f32 = (self._plane[0].astype(np.float32), self._plane[1].astype(np.float32))
+        t = np.arange(4)                                          # scratch rows of the 4^3 taps
+        self._tap_offsets = ((t[:, None, None] * self.np_ + t[None, :, None]) * (self.np_ // 2 + 2)
+                             + t[None, None, :]).reshape(-1).astype(np.int32)
+        self._window = None                                       # spider_window, on first finish
 
     # ------------------------------------------------------------------ accumulators
     def accumulators(self) -> tuple[np.ndarray, np.ndarray]:
@@ -213,8 +218,11 @@ class FourierReconstructor:
                 raise UsageError(f"shifts must be ({k}, 2), got shape {shifts.shape}")
         if ctf is not None and np.ndim(ctf) == 3 and np.shape(ctf)[0] != k:
             raise UsageError(f"{np.shape(ctf)[0]} CTF arrays for {k} images")
-        syms = [None] if self.symmetry is None else list(self.symmetry)
-        per = max(1, _ENTRIES_PER_PASS // (64 * self._plane[0].size * len(syms)))
+        nsym = 1 if self.symmetry is None else self.symmetry.shape[0]
+        per = max(1, self._entries_per_pass() // (64 * self._plane[0].size * nsym))
+        cap = min(per, k) * nsym * self._plane[0].size           # most points in one pass
+        work = (np.empty((cap, 64), np.float32), np.empty((cap, 64), np.int32))
+        scratch = None                                            # the passes' sums, folded once
         for s in range(0, k, per):
             vals, ctf_vals = self._image_spectra(
                 img[s:s + per],
@@ -225,60 +233,104 @@ class FourierReconstructor:
             if w_img is not None:
                 vals = vals * w_img[s:s + per, None]
                 wfac = (w_img[s:s + per, None] if wfac is None else wfac * w_img[s:s + per, None])
-            for sym in syms:
-                r = rot[s:s + per] if sym is None else rot[s:s + per] @ sym
-                self._grid(vals, r, wfac)
+            r = rot[s:s + per]
+            if self.symmetry is not None:                         # every mate in one pass
+                r = (r[:, None] @ self.symmetry[None]).reshape(-1, 3, 3)
+                vals = np.repeat(vals, nsym, axis=0)
+                wfac = None if wfac is None else np.repeat(wfac, nsym, axis=0)
+            part = self._grid(vals, r, wfac, work)
+            if scratch is None:
+                scratch = part
+            elif part is not None:
+                scratch += part
+        if scratch is not None:
+            self._fold(scratch.reshape(self.np_, self.np_, self.np_ // 2 + 2, 3))
 
-    def _grid(self, vals: np.ndarray, rot: np.ndarray, wfac: np.ndarray | None) -> None:
-        """SPIDER's ONELINE for a batch: spread each point over its 5x5x5 window."""
+    def _entries_per_pass(self) -> int:
+        """Stencil entries per pass: bounded memory, and enough to repay the pass's O(grid) sum."""
+        return min(max(_ENTRIES_PER_PASS, 2 * self.np_ * self.np_ * (self.np_ // 2 + 2)),
+                   4 * _ENTRIES_PER_PASS)
+
+    def _grid(self, vals: np.ndarray, rot: np.ndarray, wfac: np.ndarray | None,
+              work: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray | None:
+        """SPIDER's ONELINE for a batch: spread each point over its window.
+
+        Every point is moved to ``x >= 0`` (``p -> -p`` with the conjugate value) and
+        rounded as SPIDER does; points whose window would leave the grid are
+        skipped. SPIDER visits the 5 points round(p)-2 .. round(p)+2 per axis, but
+        its window vanishes beyond 1.8 grid units, so the 4 points from
+        ``ceil(p - reach)`` on carry every non-zero weight; weights are SPIDER's
+        tabulated ones, multiplied in float32 in its order (``TX * (TY * TZ)``).
+        The taps are summed with one sparse product into a scratch grid centred in
+        z and y with one extra column for ``x = -1`` (so a point's 64 rows are its
+        first row plus fixed offsets); the caller adds it to the accumulators with
+        :meth:`_fold`. ``work``: weight and row buffers for at least as many points,
+        reused across passes (fresh large arrays cost a page fault per 4 KiB).
+
+        Returns:
+            float32 ``(np * np * (np//2 + 2), 3)`` sums (real, imag, weight), or
+            ``None`` when no point lies inside the grid.
+        """
         np_ = self.np_
         h = np_ // 2
-        nh = h + 1
+        nx = h + 2                                                # columns x = -1 .. h
         f32 = np.float32
         dm = rot.astype(f32)                                      # (k, 3, 3): rows R[0], R[1]
-        ii, jj = self._plane
-        fi, fj = ii.astype(f32), jj.astype(f32)
+        fi, fj = self._plane_f32
         pos = fi[None, :, None] * dm[:, None, 0, :] + fj[None, :, None] * dm[:, None, 1, :]
-        pos = pos.astype(f32)                                     # (k, m, 3) as (X, Y, Z)
-        flip = pos[..., 0] < 0
-        pos = np.where(flip[..., None], -pos, pos)
-        btq_re = vals.real.astype(f32)
-        btq_im = np.where(flip, -vals.imag, vals.imag).astype(f32)
-        base = (np.trunc((pos + f32(0.5)) + f32(np_)).astype(np.int64) - np_)  # (k, m, 3)
-        ixn, iyn, izn = base[..., 0], base[..., 1], base[..., 2]
-        ok = ((ixn <= h - 3) & (iyn >= -h + 4) & (iyn <= h - 3)
-              & (izn >= -h + 4) & (izn <= h - 3))
-        if not ok.any():
-            return
-        pos, base = pos[ok], base[ok]
-        btq_re, btq_im = btq_re[ok], btq_im[ok]
-        wf = None if wfac is None else np.broadcast_to(wfac, ok.shape)[ok].astype(f32)
-        # SPIDER visits the 5 points round(p)-2 .. round(p)+2 per axis, but its window
-        # vanishes beyond 1.8 grid units, so the (at most 4) points from
-        # ceil(p - reach) on carry every non-zero weight.
-        first = np.ceil(pos - self._reach).astype(np.int64)       # (p, 3)
-        idx_p = first[:, None, :] + np.arange(4)[None, :, None]   # (p, 4, 3)
-        dist = np.abs(pos[:, None, :] - idx_p.astype(f32)) * self._fltb
-        tw = self._tab[np.minimum(np.floor(dist + f32(0.5)).astype(np.int64), self._tab.size - 1)]
-        ty = tw[:, None, :, 1] * tw[:, :, None, 2]                # (p, z, y): TABI(y)*TZ
-        wg = tw[:, None, None, :, 0] * ty[:, :, :, None]          # (p, z, y, x)
-        xp, yp, zp = idx_p[:, :, 0], idx_p[:, :, 1], idx_p[:, :, 2]
-        neg = (xp < 0)[:, None, None, :]
-        sgn = np.where(neg, -1, 1)
-        xi = np.abs(xp)[:, None, None, :]
-        yi = np.where(neg, -yp[:, None, :, None], yp[:, None, :, None]) % np_
-        zi = np.where(neg, -zp[:, :, None, None], zp[:, :, None, None]) % np_
-        flat = ((zi * np_ + yi) * nh + xi).ravel()
-        # data terms carry CTF * weight already (in btq); the weight sums get CTF**2 * weight
-        w = (wg if wf is None else wg * wf[:, None, None, None]).ravel()
-        size = np_ * np_ * nh
-        re = np.bincount(flat, weights=(wg * btq_re[:, None, None, None]).ravel(), minlength=size)
-        im = np.bincount(flat, weights=(wg * btq_im[:, None, None, None] * sgn).ravel(),
-                         minlength=size)
-        ws = np.bincount(flat, weights=w, minlength=size)
-        d = self.data.reshape(-1)
-        d += (re + 1j * im).astype(np.complex64)
-        self.weights.reshape(-1)[:] += ws.astype(np.float32)
+        flip = pos[..., 0] < 0                                    # (k, m); pos is (X, Y, Z)
+        np.negative(pos, out=pos, where=flip[..., None])
+        base = (np.trunc((pos + f32(0.5)) + f32(np_)).astype(np.int32) - np_)
+        ok = ((base[..., 0] <= h - 3) & (base[..., 1] >= -h + 4) & (base[..., 1] <= h - 3)
+              & (base[..., 2] >= -h + 4) & (base[..., 2] <= h - 3))
+        sel = np.flatnonzero(ok)
+        if sel.size == 0:
+            return None
+        pos = np.ascontiguousarray(pos.reshape(-1, 3)[sel].T)    # (3, p): X, Y, Z rows
+        cols = np.empty((sel.size, 3), dtype=f32)                # real, imag, weight factor
+        v = vals.reshape(-1)[sel]
+        cols[:, 0] = v.real
+        cols[:, 1] = np.where(flip.reshape(-1)[sel], -v.imag, v.imag)
+        cols[:, 2] = 1 if wfac is None else np.broadcast_to(wfac, ok.shape).reshape(-1)[sel]
+        first = np.ceil(pos - self._reach).astype(np.int32)      # (3, p)
+        taps = (first[:, None, :] + np.arange(4, dtype=np.int32)[None, :, None]).astype(f32)
+        dist = np.abs(pos[:, None, :] - taps)                    # (3, 4, p)
+        dist *= self._fltb
+        dist += f32(0.5)
+        ti = np.floor(dist, out=dist).astype(np.int32)
+        tw = self._tab[np.minimum(ti, self._tab.size - 1, out=ti)]   # (3, 4, p)
+        p = sel.size
+        wbuf, rbuf = work if work is not None else (np.empty((p, 64), f32),
+                                                    np.empty((p, 64), np.int32))
+        twt = np.ascontiguousarray(tw.transpose(2, 0, 1))            # (p, 3, 4)
+        wzy = np.einsum("pz,py->pzy", twt[:, 2], twt[:, 1]).reshape(p, 16)
+        wg = wbuf[:p]
+        np.einsum("pt,px->ptx", wzy, twt[:, 0], out=wg.reshape(p, 16, 4))   # (p, z*y*x)
+        row0 = ((first[2] + h) * np_ + (first[1] + h)) * nx + (first[0] + 1)
+        rows = rbuf[:p]
+        np.add(row0[:, None], self._tap_offsets, out=rows)
+        return gridding.scatter_rows(np_ * np_ * nx, rows, wg, cols)
+
+    def _fold(self, acc: np.ndarray) -> None:
+        """Add a scratch sum ``(np, np, h + 2, 3)`` (real, imag, weight) to the accumulators.
+
+        Scratch index ``(z + h, y + h, x + 1)`` holds frequency ``(z, y, x)``; the
+        ``x = -1`` column belongs, conjugated, to ``(-z, -y, 1)``.
+        """
+        np_ = self.np_
+        h = np_ // 2
+        d, w = self.data, self.weights
+        for dz, az in ((slice(0, h), slice(h, np_)), (slice(h, np_), slice(0, h))):
+            for dy, ay in ((slice(0, h), slice(h, np_)), (slice(h, np_), slice(0, h))):
+                blk = acc[az, ay, 1:]
+                d[dz, dy] += blk[..., :2].view(np.complex64)[..., 0]   # (real, imag) pairs
+                w[dz, dy] += blk[..., 2]
+        m = (h - np.arange(np_)) % np_                            # scratch row of -z
+        part = acc[:, :, 0][m][:, m]
+        d1 = d[:, :, 1]
+        d1.real += part[..., 0]
+        d1.imag -= part[..., 1]
+        w[:, :, 1] += part[..., 2]
 
     # ------------------------------------------------------------------ inversion
     def _symmetrise_plane0(self, x: np.ndarray, w: np.ndarray) -> None:
@@ -314,17 +366,22 @@ class FourierReconstructor:
         self._symmetrise_plane0(x, w)
         if wiener_snr is None:
             good = w > _WEIGHT_FLOOR
-            x = np.where(good, x / np.where(good, w, 1), 0).astype(np.complex64)
+            np.divide(x, w, out=x, where=good)
+            x[~good] = 0
         else:
             snr = float(wiener_snr)
             if not snr > 0:
                 raise UsageError(f"wiener_snr must be positive, got {wiener_snr}")
-            x = (x / (w + np.float32(1.0 / snr))).astype(np.complex64)
+            w += np.float32(1.0 / snr)
+            x /= w
         np_, n = self.np_, self.n
-        big = np.fft.fftshift(_fft.irfftn(x, (np_, np_, np_)))
-        o = np_ // 2 - n // 2
-        vol = np.ascontiguousarray(big[o:o + n, o:o + n, o:o + n])
-        wkb, lr = gridding.spider_window(n, np_)
+        big = _fft.irfftn(x, (np_, np_, np_))
+        # the centred n^3 box of fftshift(big), read straight from the unshifted array
+        idx = (np.arange(n) - n // 2) % np_
+        vol = big[np.ix_(idx, idx, idx)]
+        if self._window is None:
+            self._window = gridding.spider_window(n, np_)
+        wkb, lr = self._window
         r2 = (n // 2) ** 2
         inside = lr <= r2
         vol = np.where(inside, vol / wkb, vol).astype(np.float32)
