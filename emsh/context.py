@@ -22,6 +22,7 @@ class SessionAPI(Protocol):
 
     data_ext: str
     project_ext: str
+    state: dict  # per-session storage; OpContext.state is this dict
     settings: dict  # MD options, e.g. {"VB": "OFF", "SET SEED": "5"}
     verbose: bool  # False after MD VB OFF: fewer lines in the results log
 

@@ -75,6 +75,40 @@ class Field:
         return self.default is REQUIRED
 
 
+class Answers(Mapping):
+    """The answers so far, as a ``when`` predicate sees them: a read-only mapping from
+    argument names to values, plus the session they belong to.
+
+    Attributes:
+        session: the running session (:class:`emsh.context.SessionAPI`; its ``state`` holds
+            per-session objects such as inline files), or None where there is none
+            (``emsh check``, validating a specification). Predicates must cope with None.
+    """
+
+    __slots__ = ("_data", "_session")
+
+    def __init__(self, data: Mapping[str, Any] | None = None, session: Any = None):
+        self._data = dict(data or {})
+        self._session = session
+
+    @property
+    def session(self) -> Any:
+        """The running session, or None."""
+        return self._session
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Answers({self._data!r}, session={self._session!r})"
+
+
 @dataclass(frozen=True)
 class Prompt:
     """One answer line of an operation.
@@ -91,8 +125,9 @@ class Prompt:
         optional: ``*`` is accepted and passed as None (file kinds).
         repeat: the prompt is asked again until ``*`` (open-ended input lists such as
             ``AD``); the argument is a list.
-        when: a predicate on the answers so far; the prompt is asked only when it is
-            true (SPIDER operations whose questions depend on earlier answers).
+        when: a predicate on the answers so far (an :class:`Answers` mapping, whose
+            ``session`` is the running session or None); the prompt is asked only when it
+            is true (SPIDER operations whose questions depend on earlier answers).
         patterns: glob patterns for file completion.
         help: one line shown by ``emsh help``.
         terminator: the answer that ends a ``repeat`` prompt (``*``; ``VM M`` uses ``.``).
@@ -106,7 +141,7 @@ class Prompt:
     default: Any = None
     optional: bool = False
     repeat: bool = False
-    when: Callable[[Mapping[str, Any]], bool] | None = None
+    when: Callable[[Answers], bool] | None = None
     patterns: tuple[str, ...] = ()
     help: str = ""
     terminator: str = "*"
@@ -117,9 +152,19 @@ class Prompt:
             return tuple(f.name for f in self.fields)
         return (self.name,)
 
-    def applies(self, answers: Mapping[str, Any]) -> bool:
-        """Whether this prompt is asked, given the answers so far."""
-        return self.when is None or bool(self.when(answers))
+    def applies(self, answers: Mapping[str, Any], session: Any = None) -> bool:
+        """Whether this prompt is asked, given the answers so far.
+
+        Args:
+            answers: the answers so far; a plain mapping is wrapped in :class:`Answers`
+                with ``session`` (an :class:`Answers` keeps its own session).
+            session: the running session, or None where there is none.
+        """
+        if self.when is None:
+            return True
+        if not isinstance(answers, Answers):
+            answers = Answers(answers, session)
+        return bool(self.when(answers))
 
 
 @dataclass(frozen=True)

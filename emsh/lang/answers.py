@@ -25,7 +25,7 @@ from emsh.errors import EmshError
 from emsh.lang.ast import SourceRef
 
 __all__ = ["AnswerLine", "AnswerSource", "ScriptAnswers", "ListAnswers", "InteractiveAnswers",
-           "UNKNOWN", "Undecidable", "FORWARD"]
+           "Question", "as_question", "UNKNOWN", "Undecidable", "FORWARD"]
 
 #: ``?question?`` or ``?question?[var]``: an answer the caller gives.
 FORWARD = re.compile(r"^\s*\?([^?]*)\?\s*(?:\[([A-Za-z_][A-Za-z0-9_\-]*)\])?\s*$")
@@ -66,9 +66,36 @@ class AnswerLine:
     unknown: bool = False
 
 
+class Question(str):
+    """A question's text that also carries the :class:`~emsh.spec.Prompt` it asks.
+
+    It is a ``str`` (SPIDER's prompt text), so every ``next(question)`` and
+    ``ask(question)`` that takes text keeps working; front ends read :attr:`prompt` to
+    complete and explain the answer from the specification itself. A question forwarded
+    by ``?text?`` from a procedure, or asked by ``FR``, has no specification: its
+    :attr:`prompt` is None.
+
+    Attributes:
+        prompt: the prompt being answered, or None.
+    """
+
+    __slots__ = ("prompt",)
+
+    def __new__(cls, text: str, prompt: Any = None) -> Question:
+        self = super().__new__(cls, text)
+        self.prompt = prompt
+        return self
+
+
+def as_question(question: str) -> Question:
+    """``question`` as a :class:`Question` (plain text gets ``prompt`` None)."""
+    return question if isinstance(question, Question) else Question(question)
+
+
 class AnswerSource(Protocol):
     def next(self, question: str, raw: bool = False) -> AnswerLine | None:
-        """The next answer line (None when there is none)."""
+        """The next answer line (None when there is none); ``question`` may be a
+        :class:`Question` carrying the prompt spec."""
 
 
 class ScriptAnswers:
@@ -119,7 +146,10 @@ class InteractiveAnswers:
     """Answers typed at the terminal: ``ask(question) -> str`` runs on rank 0 only.
 
     Args:
-        ask: shows the question, returns the typed line (raise EOFError to give up).
+        ask: shows the question, returns the typed line (raise EOFError to give up). The
+            question is always a :class:`Question`: its text, and in ``.prompt`` the
+            :class:`~emsh.spec.Prompt` being answered (None for a forwarded ``?text?``
+            or an ``FR`` question), so a front end needs no lookup by text.
         comm: the communicator; the answer is broadcast to every rank.
         report: shows a rejected answer's error before asking again (default: print).
     """
@@ -140,7 +170,7 @@ class InteractiveAnswers:
         text = None
         if self.comm is None or self.comm.rank == 0:
             try:
-                text = self.ask(question)
+                text = self.ask(as_question(question))
             except EOFError:
                 text = None
         if self.comm is not None and self.comm.size > 1:

@@ -60,6 +60,10 @@ class _Cursor:
 class _StaticResolver:
     """Answers are parsed but only constants are evaluated; variables give UNKNOWN."""
 
+    #: ``when`` predicates see no session: nothing has run, so no session state
+    #: (inline files, open doc files) exists yet.
+    session = None
+
     def __init__(self, checker: Checker, scope: _Scope):
         self.c, self.scope = checker, scope
         self.data_ext = checker.data_ext

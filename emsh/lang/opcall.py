@@ -144,6 +144,7 @@ class RuntimeResolver:
     def __init__(self, interp, frame):
         self.i, self.frame = interp, frame
         self.data_ext = interp.s.data_ext
+        self.session = interp.s  # what ``when`` predicates see as ``answers.session``
 
     def _owner(self, line):
         return line.owner if hasattr(line.owner, "ns") else self.frame

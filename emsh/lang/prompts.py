@@ -20,16 +20,15 @@ answers, the results log and located errors.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from itertools import zip_longest
 from typing import Any, Protocol
 
 from emsh.errors import EmshError, ProcedureError
-from emsh.lang.answers import FORWARD, UNKNOWN, AnswerLine, Undecidable
+from emsh.lang.answers import FORWARD, UNKNOWN, AnswerLine, Question, Undecidable
 from emsh.lang.ast import SourceRef
 from emsh.lang.expressions import split_values, strip_parens
 from emsh.lang.templates import with_data_ext
-from emsh.spec import FILE_KINDS, Operation, Prompt, check_values, parse_yesno
+from emsh.spec import FILE_KINDS, Answers, Operation, Prompt, check_values, parse_yesno
 
 __all__ = ["Resolver", "answer_operation", "parse_number_list", "forwarded_text"]
 
@@ -38,6 +37,8 @@ class Resolver(Protocol):
     """What :func:`answer_operation` needs from the interpreter (or the checker)."""
 
     data_ext: str
+    #: the running session, given to ``when`` predicates (None for ``emsh check``)
+    session: Any
 
     def substitute(self, text: str, mode: str, line: AnswerLine) -> str: ...
     def evaluate(self, expr, line: AnswerLine, col: int) -> float: ...
@@ -49,21 +50,17 @@ class Resolver(Protocol):
     def undecidable(self, prompt: Prompt, ref: SourceRef) -> None: ...
 
 
-class _StaticView(Mapping):
-    def __init__(self, data: dict):
-        self.data = data
+class _StaticView(Answers):
+    """The answers as a ``when`` sees them; reading a value known only at run time (UNKNOWN,
+    from ``emsh check``) raises :class:`Undecidable`."""
+
+    __slots__ = ()
 
     def __getitem__(self, key):
-        value = self.data[key]
+        value = super().__getitem__(key)
         if value is UNKNOWN:
             raise Undecidable(key)
         return value
-
-    def __iter__(self):
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
 
 
 def answer_operation(op: Operation, source, resolver: Resolver, op_ref: SourceRef,
@@ -76,14 +73,19 @@ def answer_operation(op: Operation, source, resolver: Resolver, op_ref: SourceRe
         resolver: variables, data extension, forwarding, logging, error construction.
         op_ref: the operation line (for "the procedure ends before ..." errors).
         lines_out: if given, receives ``(prompt, AnswerLine)`` for every line read.
+
+    ``when`` predicates see the answers so far as an :class:`~emsh.spec.Answers` whose
+    ``session`` is ``resolver.session`` (None when the resolver has none).
     """
+    session = getattr(resolver, "session", None)
     answers: dict[str, Any] = {}
     for p in op.prompts:
         if p.repeat:
-            answers.update(_answer_repeat(op, p, answers, source, resolver, op_ref, lines_out))
+            answers.update(_answer_repeat(op, p, answers, source, resolver, op_ref, lines_out,
+                                          session))
             continue
         try:
-            asked = p.applies(_StaticView(answers))
+            asked = p.applies(_StaticView(answers, session))
         except Undecidable:
             resolver.undecidable(p, op_ref)
             asked = True
@@ -101,7 +103,7 @@ _END = object()
 
 
 def _answer_repeat(op, p: Prompt, answers: dict, source, resolver, op_ref,
-                   lines_out: list | None) -> dict[str, Any]:
+                   lines_out: list | None, session=None) -> dict[str, Any]:
     """The lines of a ``repeat`` prompt, packed into lists.
 
     Before each line the prompt's ``when`` is asked again, with the items read so far
@@ -119,7 +121,7 @@ def _answer_repeat(op, p: Prompt, answers: dict, source, resolver, op_ref,
         view = dict(answers)
         view.update(_pack_repeat(p, items))
         try:
-            more = p.applies(_StaticView(view))
+            more = p.applies(_StaticView(view, session))
         except Undecidable:
             if not told:
                 resolver.undecidable(p, op_ref)
@@ -169,7 +171,7 @@ def _pack_repeat(p: Prompt, items: list) -> dict[str, Any]:
 
 def _read(op, p, source, resolver, op_ref) -> AnswerLine:
     raw = p.kind == "line"
-    line = source.next(p.text, raw=raw)
+    line = source.next(Question(p.text, p), raw=raw)
     if line is None:
         raise resolver.fail(op_ref, f"{op.code} asks for {p.text.strip()!r}, but there are no "
                             "more lines to answer it")
@@ -282,7 +284,7 @@ def _parse_values(op, p: Prompt, line: AnswerLine, resolver, source) -> dict[str
 
     segments = [line]
     while segments[-1].text.rstrip().endswith(","):
-        more = (segments[-1].source or source).next(p.text)
+        more = (segments[-1].source or source).next(Question(p.text, p))
         if more is None:
             break
         segments.append(more)

@@ -1,9 +1,11 @@
 """Inline (in-memory) files and stacks: SPIDER's ``_1``, ``_2@``, ``_2@5``.
 
 An inline file is numbered 1..99 and lives in the running session, in its ``inline``
-state (:func:`store`): created by ``MS`` or by copying a stack to ``_n@``, written and read
-through :mod:`emsh.ops._util` like any file, freed by ``DE _n@`` (:func:`free`). Each one
-is an :class:`InlineBuffer`: a float32 block of member slots and the slots written.
+state (:func:`store`), so sessions in one process never see each other's. It is created
+by ``MS`` or by copying a stack to ``_n@``, written and read through
+:mod:`emsh.ops._util` like any file, freed by ``DE _n@`` (:func:`free`). Each one is an
+:class:`InlineBuffer`: a float32 block of member slots and the slots written. ``when``
+predicates get the session as ``answers.session`` and look with :func:`session_buffers`.
 
 The functions here take parsed answers (:class:`emsh.ops._util.FileRef`: ``.text``,
 ``.inline``, ``.index``, ``.at``, ``.whole_stack``), so this module does not parse names.
@@ -11,14 +13,15 @@ The functions here take parsed answers (:class:`emsh.ops._util.FileRef`: ``.text
 
 from __future__ import annotations
 
-import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
 from emsh.errors import UsageError
 
-__all__ = ["InlineBuffer", "InlineStore", "store", "exists_anywhere", "live_shape", "make",
+__all__ = ["InlineBuffer", "STATE_KEY", "store", "session_buffers", "shape_in", "make",
            "buffer", "read_members", "put", "free"]
 
 #: Most elements one inline file may hold (8 GiB of float32), refused before allocating.
@@ -59,40 +62,32 @@ class InlineBuffer:
         return 1 <= n <= self.capacity and bool(self.used[n - 1])
 
 
-class InlineStore(dict):
-    """The inline buffers of one session, by number (a dict that can be weakly referenced)."""
-
-
-_LIVE_STORES: list[weakref.ref] = []
-
-
-def _new_store() -> InlineStore:
-    new = InlineStore()
-    _LIVE_STORES[:] = [r for r in _LIVE_STORES if r() is not None] + [weakref.ref(new)]
-    return new
+#: Key of the inline buffers in a session's ``state`` dict.
+STATE_KEY = "inline"
 
 
 def store(ctx) -> dict[int, InlineBuffer]:
     """The session's inline buffers, by number (created on first use)."""
-    return ctx.shared_state("inline", _new_store)
+    return ctx.shared_state(STATE_KEY, dict)
 
 
-def _live() -> list[InlineStore]:
-    return [s for s in (r() for r in list(_LIVE_STORES)) if s is not None]
+def session_buffers(session) -> Mapping[int, InlineBuffer]:
+    """The inline buffers of ``session``, read-only and without creating any.
 
-
-def exists_anywhere(num: int) -> bool:
-    """Whether inline file ``num`` exists in any live session of this process.
-
-    For ``when`` predicates, which see only the answers, not the session.
+    For ``when`` predicates, which get the session as ``answers.session``: anything with
+    the session's ``state`` dict (a :class:`emsh.session.Session`, an
+    :class:`emsh.context.OpContext`) works; None (no session, as in ``emsh check``) or
+    an object without state has no inline files.
     """
-    return any(num in s for s in _live())
+    state = getattr(session, "state", None)
+    buffers = state.get(STATE_KEY) if isinstance(state, Mapping) else None
+    return MappingProxyType(buffers) if isinstance(buffers, dict) else MappingProxyType({})
 
 
-def live_shape(num: int) -> tuple[int, ...] | None:
-    """The image shape of inline file ``num`` in the newest live session holding it."""
-    held = [s[num] for s in _live() if num in s]
-    return held[-1].shape if held else None
+def shape_in(session, num: int) -> tuple[int, ...] | None:
+    """The image shape of inline file ``num`` of ``session``; None when it has none."""
+    buf = session_buffers(session).get(num)
+    return buf.shape if buf is not None else None
 
 
 def make(ctx, ref, shape, capacity: int) -> InlineBuffer:

@@ -133,15 +133,20 @@ def is_whole_stack(answer) -> bool:
         return False
 
 
-def answer_ndim(answer) -> int:
+def answer_ndim(answer, session=None) -> int:
     """2 or 3: whether an existing input names images or volumes; 2 when it cannot tell.
 
     Used by ``when`` predicates that pick SPIDER's 2D or 3D prompt text. Never raises.
+
+    Args:
+        answer: a file answer.
+        session: whose inline files ``_n`` answers name (``answers.session`` in a
+            predicate, or an operation's ``ctx``); None: no inline file exists.
     """
     try:
         ref = parse(answer)
         if ref.inline is not None:
-            shape = _inline.live_shape(ref.inline)
+            shape = _inline.shape_in(session, ref.inline)
             return len(shape) if shape else 2
         if ref.template:
             return 2
@@ -160,18 +165,18 @@ def inline_store(ctx) -> dict[int, InlineBuffer]:
     return _inline.store(ctx)
 
 
-def inline_exists(answer) -> bool:
-    """True when an inline file of this number exists in a live session.
+def inline_exists(answer, session) -> bool:
+    """True when ``answer`` names an inline file that exists in ``session``.
 
-    For ``when`` predicates, which see only the answers (SPIDER asks ``CP``'s capacity
-    only for a new inline stack). With several sessions in one process it answers for
-    any of them. Never raises.
+    For ``when`` predicates (SPIDER asks ``CP``'s capacity only for a new inline stack),
+    which pass ``answers.session``; with no session (None, as in ``emsh check``) no inline
+    file exists. Never raises.
     """
     try:
         num = parse(answer).inline
     except UsageError:
         return False
-    return num is not None and _inline.exists_anywhere(num)
+    return num is not None and num in _inline.session_buffers(session)
 
 
 def make_inline(ctx, answer: str, shape, capacity: int) -> InlineBuffer:

@@ -21,7 +21,7 @@ _NUMBERS = "FILE NUMBERS OR SELECTION DOC. FILE NAME"
 
 
 def _vol(a) -> bool:
-    return U.answer_ndim(a.get("src")) == 3
+    return U.answer_ndim(a.get("src"), a.session) == 3
 
 
 def _many(a) -> bool:
@@ -156,7 +156,7 @@ def _shift(ctx, src, numbers, dst, dst_many, sx, sy, sz, vsx, vsy, vsz, doc, reg
             ctx.log(f"  IMAGE: {n:5d}  SHIFT:(" + ",".join(f"{v:9.3f}" for v in row) + ")")
         out_name = dst_many
     else:
-        sh = np.array([[vsx, vsy, vsz]] if U.answer_ndim(src) == 3 else [[sx, sy, sz]])[:, :nd]
+        sh = np.array([[vsx, vsy, vsz]] if U.answer_ndim(src, ctx) == 3 else [[sx, sy, sz]])[:, :nd]
         out_name = dst
     fn = T.shift_fourier if fourier else T.shift_linear
     U.write_batch(ctx, out_name, fn(imgs, sh[:, :nd]), nums)

@@ -79,7 +79,7 @@ CP = Operation(
         Prompt("cap", "NUMBER OF IMAGES/VOLUMES ALLOWED IN STACK",
                fields=(Field("capacity", "int", None, min=1),),
                when=lambda a: U.is_inline(a.get("dst")) and U.is_whole_stack(a.get("dst"))
-               and not U.inline_exists(a.get("dst"))),
+               and not U.inline_exists(a.get("dst"), a.session)),
     ))
 
 MS = Operation(

@@ -28,7 +28,7 @@ from emsh.errors import EmshError, ProcedureError
 from emsh.help import lookup, render_help, render_list
 from emsh.lang import parser as _parser
 from emsh.lang.parser import is_complete, strip_comment
-from emsh.spec import Operation, Prompt
+from emsh.spec import Operation
 
 __all__ = ["ShellEngine", "format_error", "SHELL_HELP"]
 
@@ -78,8 +78,9 @@ class ShellEngine:
     Attributes:
         failed: the last statement ended with an error (or was cancelled).
         errors: how many statements ended with an error.
-        current_op: the operation of the statement running now (for the front end's
-            completion of its questions), or None.
+        current_op: the operation of the statement running now, or None. (Its questions
+            reach the front end's ``ask`` as :class:`~emsh.lang.answers.Question` s, which
+            carry their prompt specs.)
     """
 
     def __init__(self, session, *, err: TextIO | None = None, bug_log: Path | None = None):
@@ -94,7 +95,6 @@ class ShellEngine:
         self.failed = False
         self.errors = 0
         self.current_op: Operation | None = None
-        self._prompts: dict[str, Prompt] | None = None
 
     # ------------------------------------------------------------------ state for front ends
     @property
@@ -110,19 +110,6 @@ class ShellEngine:
     def variables(self) -> dict[str, Any]:
         """The variables a typed statement sees: globals, then the shell's own."""
         return {**self.session.globals, **self.session.top_ns}
-
-    def prompt_for(self, question: str) -> Prompt | None:
-        """The prompt spec behind a question (for completion and hints), if it is known."""
-        if self.current_op is not None:
-            for p in self.current_op.prompts:
-                if p.text == question:
-                    return p
-        if self._prompts is None:
-            self._prompts = {}
-            for op in self.session.registry.operations():
-                for p in op.prompts:
-                    self._prompts.setdefault(p.text, p)
-        return self._prompts.get(question)
 
     # ------------------------------------------------------------------ output
     def _print(self, text: str, stream: TextIO | None) -> None:

@@ -73,8 +73,12 @@ class PromptShell:
 
     # ------------------------------------------------------------------ questions
     def ask(self, question: str) -> str:
-        """Ask an operation's question; Ctrl-C or Ctrl-D cancels the operation."""
-        self._asking = self.engine.prompt_for(question)
+        """Ask an operation's question; Ctrl-C or Ctrl-D cancels the operation.
+
+        ``question`` is a :class:`~emsh.lang.answers.Question`: its ``prompt`` (the spec,
+        or None for a question forwarded by ``?text?``) drives completion and the toolbar.
+        """
+        self._asking = getattr(question, "prompt", None)
         hint = prompt_hint(self._asking) if self._asking is not None else None
         self.answers.bottom_toolbar = f" {hint}" if hint else None  # None: no toolbar
         try:

@@ -88,6 +88,21 @@ def t_setvar(ctx):
     ctx.session.set_string("word", "hello")
 
 
+#: ``answers.session`` as each ``T SESS`` predicate saw it.
+SEEN_SESSIONS: list = []
+
+
+def _ran_before(a) -> bool:
+    """``T SESS`` asks EXTRA only once it has run in this session (session state)."""
+    SEEN_SESSIONS.append(a.session)
+    return a.session is not None and bool(a.session.state.get("t sess"))
+
+
+def t_sess(ctx, extra):
+    CALLS.append(("T SESS", {"extra": extra}))
+    ctx.shared_state("t sess", list).append(extra)
+
+
 FAKE = Plugin("fake", summary="test operations", operations=[])
 FAKE.operation("T VAL", "three values with defaults", outputs=("a", "b", "c"), prompts=(
     Prompt("vals", "A, B, C", fields=(Field("a", "int"), Field("b", "float", 2.5),
@@ -119,6 +134,8 @@ FAKE.operation("T BUG", "has a bug")(t_bug)
 FAKE.operation("T TEXT", "text kinds", prompts=(
     Prompt("label", "LABEL", kind="text"), Prompt("ok", "OK (Y/N)", kind="yesno"),
     Prompt("formula", "FORMULA", kind="formula")))(t_text)
+FAKE.operation("T SESS", "asks more once it has run in the session", prompts=(
+    Prompt("extra", "EXTRA", fields=(Field("extra", "float", 0.0),), when=_ran_before),))(t_sess)
 FAKE.operation("T SETVAR", "sets variables through the session")(t_setvar)
 
 
@@ -129,6 +146,7 @@ def make_registry() -> Registry:
 @pytest.fixture
 def registry() -> Registry:
     CALLS.clear()
+    SEEN_SESSIONS.clear()
     return make_registry()
 
 
@@ -165,3 +183,9 @@ def runner(tmp_path, registry, monkeypatch) -> Runner:
 @pytest.fixture
 def calls() -> list:
     return CALLS
+
+
+@pytest.fixture
+def seen_sessions() -> list:
+    """``answers.session`` as each ``T SESS`` ``when`` saw it."""
+    return SEEN_SESSIONS

@@ -3,6 +3,7 @@
 import pytest
 
 from emsh.errors import ProcedureError
+from emsh.spec import Field
 from emsh.io.docfile import write_doc
 from emsh.lang.answers import ListAnswers
 from emsh.lang.prompts import answer_operation
@@ -176,3 +177,59 @@ def test_list_answers_drive_an_operation_directly(registry, runner):
     kwargs = answer_operation(registry.get("T VAL"), source,
                               RuntimeResolver(s.interp, frame), SourceRef("<test>", 1))
     assert kwargs == {"a": 3, "b": 2.0, "c": -1.0}
+
+
+def test_when_sees_its_own_session(runner, calls, seen_sessions):
+    """``answers.session`` is the running session: state kept by one session decides
+    what is asked there, and never in another session of the same process."""
+    a, b = runner.session(), runner.session()
+    a.run_text("T SESS\nT SESS\n5\n")          # the second call asks EXTRA
+    b.run_text("T SESS\n")                      # a new session: not asked, though A ran
+    a.run_text("T SESS\n7\n")
+    assert calls == [("T SESS", {"extra": 0.0}), ("T SESS", {"extra": 5.0}),
+                     ("T SESS", {"extra": 0.0}), ("T SESS", {"extra": 7.0})]
+    assert seen_sessions == [a, a, b, a]
+    assert a.state["t sess"] == [0.0, 5.0, 7.0] and b.state["t sess"] == [0.0]
+
+
+def test_answers_mapping_is_read_only_and_plain_mappings_still_work():
+    from emsh.spec import Answers, Prompt
+
+    seen = []
+    p = Prompt("r", "RADIUS", fields=(Field("r", "float"),),
+               when=lambda a: seen.append(a.session) or a.get("mode") == "B")
+    marker = object()
+    assert p.applies({"mode": "B"}) and not p.applies({"mode": "A"}, marker)
+    assert seen == [None, marker]
+    view = Answers({"mode": "B"}, marker)
+    assert p.applies(view, None) and seen[-1] is marker  # an Answers keeps its session
+    assert dict(view) == {"mode": "B"} and len(view) == 1
+    with pytest.raises(AttributeError):
+        view.session = None
+    with pytest.raises(TypeError):
+        view["mode"] = "A"
+
+
+def test_the_terminal_is_asked_with_the_prompt_spec(registry, runner):
+    """``ask`` gets a Question: SPIDER's text, and the spec in ``.prompt`` (None for a
+    question forwarded by ``?text?``); an ``ask`` that only reads text still works."""
+    from emsh.lang.answers import Question
+
+    asked = []
+    typed = iter(["B", "2.5", "*", "4,5", "out"])
+
+    def ask(question):
+        asked.append((str(question), question.prompt))
+        return next(typed)
+
+    runner.write("fwd.spi", "T VAL [x]\n?SIZES?\n")
+    s = runner.session(ask=ask)
+    s.run_statement("T WHEN")
+    s.run_statement("@fwd")
+    mode, radius, out = registry.get("T WHEN").prompts
+    assert asked == [("MODE (A/B)", mode), ("RADIUS", radius), ("OUTPUT", out),
+                     ("SIZES", None)]
+    assert s.interactive().next("FREE TEXT").text == "out"   # plain text: prompt None too
+    assert asked[-1] == ("FREE TEXT", None)
+    q = Question("RADIUS", radius)
+    assert q == "RADIUS" and isinstance(q, str) and q.prompt is radius

@@ -76,3 +76,9 @@ def test_a_run_time_count_of_answer_lines_takes_the_lines_that_read_as_answers(r
     assert [f[0] for f in found] == ["warning"]
     found = problems(runner, "T COUNT\n2\n1,2\n3,4\n5,6\n")      # a literal count: decided
     assert [f[0] for f in found] == ["error"] and "asks fewer questions" in found[0][2]
+
+
+def test_when_predicates_get_no_session_when_checking(runner, seen_sessions):
+    """Nothing has run, so there is no session state: T SESS never asks EXTRA."""
+    assert problems(runner, "T SESS\nT SESS\n") == []
+    assert seen_sessions == [None, None]

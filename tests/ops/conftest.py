@@ -36,6 +36,7 @@ class FakeSession:
         self.regs = dict(regs)
         self.strings: dict[str, str] = {}
         self.lines: list[str] = []
+        self.state: dict = {}  # per-session state (inline files), as a Session's
 
     @property
     def logged(self) -> list[str]:

@@ -120,7 +120,8 @@ def test_copy_matches_spider_including_empty_slots_and_inline(golden, tmp_path, 
     g = golden / "03-cp-copy"
     copy_case(golden, "03-cp-copy", tmp_path, "src_a.dat", "src_b.dat", "src_v.dat")
     t = tmp_path
-    state = {}
+    s = fake_session()
+    state = s.state
     run("CP", src=str(t / "src_a.dat"), dst=str(t / "cp_img.dat"))
     run("CP", src=str(t / "src_v"), dst=str(t / "cp_vol.dat"))    # without the extension
     run("CP", src=str(t / "src_a.dat"), dst=str(t / "cp_stk.dat@3"))
@@ -128,9 +129,11 @@ def test_copy_matches_spider_including_empty_slots_and_inline(golden, tmp_path, 
     run("CP", src=str(t / "cp_stk.dat@3"), dst=str(t / "cp_from_member.dat"))
     run("CP", src=str(t / "cp_stk.dat@"), dst=str(t / "cp_stk2.dat@"))
     cap = next(p for p in REG.get("CP").prompts if p.name == "cap")
-    assert cap.applies({"dst": "_1@"})
-    run("CP", state=state, src=str(t / "cp_stk.dat@"), dst="_1@", capacity=10)
-    assert not cap.applies({"dst": "_1@"}) and not cap.applies({"dst": "_1@4"})
+    assert cap.applies({"dst": "_1@"}, s)
+    run("CP", session=s, state=state, src=str(t / "cp_stk.dat@"), dst="_1@", capacity=10)
+    assert not cap.applies({"dst": "_1@"}, s) and not cap.applies({"dst": "_1@4"}, s)
+    assert cap.applies({"dst": "_1@"}, fake_session())   # another session has no _1@
+    assert cap.applies({"dst": "_1@"})                   # nor has no session (emsh check)
     assert state["inline"][1].capacity == 10 and state["inline"][1].members() == [1, 3]
     run("CP", state=state, src="_1@1", dst=str(t / "cp_from_inline.dat"))
     run("CP", state=state, src="_1@", dst=str(t / "cp_stk3.dat@"))
@@ -223,8 +226,35 @@ _1@3
     assert buf() is None                                    # nothing holds the data any more
     s.run_text("MS\n_1@\n4,4\n1\n")                       # the number can be used again
     assert s.state["inline"][1].capacity == 1
-    s.run_text("DE\n_1@\n")      # CP asks a capacity only for a new _1@, in any live session
-    assert not U.inline_exists("_1@")
+    assert U.inline_exists("_1@", s) and not U.inline_exists("_1@2", None)
+
+
+def test_sessions_in_one_process_keep_their_own_inline_files(tmp_path, monkeypatch, rng):
+    """Session A's ``_1@`` is invisible to session B: B's ``CP`` to ``_1@`` still asks the
+    capacity of a new stack, and A's does not (whichever ran first)."""
+    from emsh.session import Session
+
+    monkeypatch.chdir(tmp_path)
+    stack = rng.standard_normal((2, 6, 8)).astype(np.float32)
+    eio.write("stk.dat@", stack)
+    a = Session(REG, SerialComm(), data_ext="dat", echo=False)
+    b = Session(REG, SerialComm(), data_ext="dat", echo=False)
+    a.run_text("MS\n_1@\n8,6\n4\n")
+    b.run_text("CP\nstk.dat@\n_1@\n5\nIQ FI [b]\n_1@2\n")        # 5: asked, new here
+    a.run_text("CP\nstk.dat@\n_1@\nIQ FI [a]\n_1@2\n")           # not asked: A has _1@
+    assert a.state["inline"][1].capacity == 4 and b.state["inline"][1].capacity == 5
+    for sess in (a, b):
+        np.testing.assert_array_equal(sess.state["inline"][1].data[:2], stack)
+        assert sess.top_ns["a" if sess is a else "b"] == 1
+    assert a.state["inline"] is not b.state["inline"]
+    b.run_text("DE\n_1@\n")
+    assert 1 in a.state["inline"] and 1 not in b.state["inline"]
+    cap = next(p for p in REG.get("CP").prompts if p.name == "cap")
+    assert not cap.applies({"dst": "_1@"}, a) and cap.applies({"dst": "_1@"}, b)
+    c = Session(REG, SerialComm(), data_ext="dat", echo=False)       # a fresh one, as B was
+    with pytest.raises(EmshError, match="ALLOWED IN STACK"):
+        c.run_text("CP\nstk.dat@\n_1@\nIQ FI [c]\n_1@2\n")        # IQ FI read as capacity
+    assert "inline" not in c.state or 1 not in c.state["inline"]
 
 
 # ----------------------------------------------------------------------------- answers

@@ -122,3 +122,42 @@ def test_the_completer_adapter_offers_multi_word_codes(work, shell_registry):
     (work / "b.txt").touch()
     got = list(shell.answers.completer.get_completions(Document(""), CompleteEvent()))
     assert [c.text for c in got] == ["a.mrc"]
+
+
+def test_questions_reach_the_front_end_with_their_prompt_spec(work, shell_registry):
+    """The shell gets the spec with the question, never by looking its text up: two
+    questions in the same words (one operation's, or two operations') get their own specs,
+    and a question forwarded by ``?text?`` has none."""
+    from emsh.parallel import SerialComm
+    from emsh.registry import Registry
+    from emsh.session import Session
+    from emsh.shell.engine import ShellEngine
+    from emsh.shell.repl import PromptShell
+    from emsh.spec import Operation, Plugin, Prompt
+
+    same = Operation("T SAME", "same words, other kinds", impl=lambda ctx, src, pick: None,
+                     prompts=(Prompt("src", "INPUT MAP", kind="image", patterns=("*.map",)),
+                              Prompt("pick", "INPUT MAP", kind="choice", choices=("X", "Y"))))
+    registry = Registry([*shell_registry.plugins.values(), Plugin("other", operations=[same])])
+    session = Session(registry, SerialComm(), out=None, echo=False)
+    shell = PromptShell(ShellEngine(session))
+    seen, typed = [], iter(["a.mrc", "b.map", "X", "c.mrc"])
+
+    def answer(message):
+        seen.append((message, shell._asking, shell.answers.bottom_toolbar))
+        return next(typed)
+
+    shell.answers.prompt = answer
+    (work / "fwd.spi").write_text("T FILE\n?MAP NAME?\n")
+    for line in ("T FILE", "T SAME", "@fwd"):
+        shell.engine.push(line)
+    file_spec = registry.get("T FILE").prompts[0]
+    src_spec, pick_spec = registry.get("T SAME").prompts
+    assert [(m, p) for m, p, _ in seen] == [(" .INPUT MAP: ", file_spec),
+                                            (" .INPUT MAP: ", src_spec),
+                                            (" .INPUT MAP: ", pick_spec),
+                                            (" .MAP NAME: ", None)]
+    assert [p for _, p, _ in seen[:3]] == [file_spec, src_spec, pick_spec]
+    assert all(seen[k][1] is spec for k, spec in enumerate((file_spec, src_spec, pick_spec)))
+    assert seen[2][2] != seen[1][2] and seen[3][2] is None   # the toolbar follows the spec
+    assert shell._asking is None and shell.engine.errors == 0
