@@ -85,11 +85,18 @@ class Answers(Mapping):
             (``emsh check``, validating a specification). Predicates must cope with None.
     """
 
-    __slots__ = ("_data", "_session")
+    __slots__ = ("_data", "_session", "_registers")
 
-    def __init__(self, data: Mapping[str, Any] | None = None, session: Any = None):
+    def __init__(self, data: Mapping[str, Any] | None = None, session: Any = None,
+                 registers=()):
         self._data = dict(data or {})
         self._session = session
+        self._registers = tuple(registers or ())
+
+    @property
+    def registers(self) -> tuple:
+        """Output register names on the operation line (``AP REF [psi],...``); () if none."""
+        return self._registers
 
     @property
     def session(self) -> Any:

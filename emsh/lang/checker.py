@@ -345,7 +345,8 @@ class Checker:
         resolver = _StaticResolver(self, scope)
         lines: list = []
         try:
-            kwargs = answer_operation(op, ScriptAnswers(cursor), resolver, stmt.ref, lines)
+            kwargs = answer_operation(op, ScriptAnswers(cursor), resolver, stmt.ref, lines,
+                                      registers=tuple(stmt.registers or ()))
         except ProcedureError as exc:
             self.add_error(exc, scope.stack)
             return resolver.forwards

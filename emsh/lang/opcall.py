@@ -33,7 +33,7 @@ def run_operation(interp, frame, stmt: ast.OpLine, i: int, answers=None) -> None
     except EmshError as exc:
         raise interp.error(frame, stmt.ref, str(exc)) from None
     kwargs = answer_operation(op, answers or frame.answers, RuntimeResolver(interp, frame),
-                              stmt.ref)
+                              stmt.ref, registers=tuple(stmt.registers or ()))
     kwargs.update(_options(interp, frame, op, stmt))
     if op.inline == "raw":
         kwargs["inline"] = stmt.rest

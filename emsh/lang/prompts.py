@@ -64,7 +64,7 @@ class _StaticView(Answers):
 
 
 def answer_operation(op: Operation, source, resolver: Resolver, op_ref: SourceRef,
-                     lines_out: list | None = None) -> dict[str, Any]:
+                     lines_out: list | None = None, registers=()) -> dict[str, Any]:
     """Read the answers of every prompt of ``op`` that applies; returns the keyword arguments.
 
     Args:
@@ -82,10 +82,10 @@ def answer_operation(op: Operation, source, resolver: Resolver, op_ref: SourceRe
     for p in op.prompts:
         if p.repeat:
             answers.update(_answer_repeat(op, p, answers, source, resolver, op_ref, lines_out,
-                                          session))
+                                          session, registers))
             continue
         try:
-            asked = p.applies(_StaticView(answers, session))
+            asked = p.applies(_StaticView(answers, session, registers))
         except Undecidable:
             resolver.undecidable(p, op_ref)
             asked = True
@@ -103,7 +103,7 @@ _END = object()
 
 
 def _answer_repeat(op, p: Prompt, answers: dict, source, resolver, op_ref,
-                   lines_out: list | None, session=None) -> dict[str, Any]:
+                   lines_out: list | None, session=None, registers=()) -> dict[str, Any]:
     """The lines of a ``repeat`` prompt, packed into lists.
 
     Before each line the prompt's ``when`` is asked again, with the items read so far
@@ -121,7 +121,7 @@ def _answer_repeat(op, p: Prompt, answers: dict, source, resolver, op_ref,
         view = dict(answers)
         view.update(_pack_repeat(p, items))
         try:
-            more = p.applies(_StaticView(view, session))
+            more = p.applies(_StaticView(view, session, registers))
         except Undecidable:
             if not told:
                 resolver.undecidable(p, op_ref)
