@@ -12,6 +12,7 @@ from emsh.geom.euler import doc_angles_to_matrix
 from emsh.io.docfile import read_doc
 from emsh.kernels import gridding
 from emsh.kernels import project as project_mod
+from emsh.sim.phantoms import analytic_gaussians, analytic_projections
 from emsh.kernels.project import (
     FourierProjector,
     backproject_real_trilinear,
@@ -84,36 +85,11 @@ def test_fourier_pair_is_adjoint(rng, kernel):
 
 # ------------------------------------------------------------------------------ ground truth
 def _gaussian_phantom(n, rng, nblobs=5):
-    """Anisotropic Gaussians (amplitude, centre xyz, covariance) and the sampled volume."""
-    blobs = []
-    for _ in range(nblobs):
-        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-        cov = q @ np.diag(rng.uniform(1.8, 3.0, 3) ** 2) @ q.T
-        blobs.append((rng.uniform(0.5, 1.0), rng.uniform(-0.15 * n, 0.15 * n, 3), cov))
-    g = np.arange(n) - n // 2
-    pts = np.stack(np.meshgrid(g, g, g, indexing="ij")[::-1], -1).astype(np.float64)  # (x,y,z)
-    vol = np.zeros((n, n, n))
-    for a, c, cov in blobs:
-        d = pts - c
-        vol += a * np.exp(-0.5 * np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d))
-    return blobs, vol.astype(np.float32)
+    return analytic_gaussians(n, rng, n_blobs=nblobs, sigma_range=(1.8, 3.0), spread=0.15)
 
 
 def _analytic_projections(blobs, n, rot):
-    """Line integrals of the Gaussians along z of p = R v: 2D Gaussians, exactly."""
-    g = np.arange(n) - n // 2
-    yy, xx = np.meshgrid(g, g, indexing="ij")
-    p = np.stack([xx, yy], -1).astype(np.float64)
-    out = np.zeros((len(rot), n, n))
-    for i, r in enumerate(rot):
-        for a, c, cov in blobs:
-            c2 = (r @ c)[:2]
-            cr = r @ cov @ r.T
-            c22 = cr[:2, :2]
-            scale = a * np.sqrt(2 * np.pi * np.linalg.det(cov) / np.linalg.det(c22))
-            d = p - c2
-            out[i] += scale * np.exp(-0.5 * np.einsum("...i,ij,...j->...", d, np.linalg.inv(c22), d))
-    return out
+    return analytic_projections(blobs, n, rot)
 
 
 def test_projection_slice_theorem(rng):

@@ -15,6 +15,7 @@ from emsh.io.docfile import read_doc
 from emsh.kernels.fsc import fsc, fsc_doc_rows
 from emsh.kernels import reconstruct as recon_mod
 from emsh.kernels.reconstruct import FourierReconstructor, bp32f, reconstruct
+from emsh.sim.phantoms import analytic_gaussians, analytic_projections
 
 
 @pytest.fixture(scope="module")
@@ -61,33 +62,11 @@ def test_bp3f_selection_matches_spider(bp_case, name, sel):
 # ------------------------------------------------------------------------------ ground truth
 def _phantom(n, rng, nblobs=8):
     """Anisotropic Gaussians well inside the reconstruction sphere, and the sampled volume."""
-    blobs = []
-    for _ in range(nblobs):
-        q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-        cov = q @ np.diag(rng.uniform(1.0, 2.0, 3) ** 2) @ q.T
-        blobs.append((rng.uniform(0.5, 1.0), rng.uniform(-0.18 * n, 0.18 * n, 3), cov))
-    g = np.arange(n) - n // 2
-    pts = np.stack(np.meshgrid(g, g, g, indexing="ij")[::-1], -1).astype(np.float64)
-    vol = np.zeros((n, n, n))
-    for a, c, cov in blobs:
-        d = pts - c
-        vol += a * np.exp(-0.5 * np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d))
-    return blobs, vol.astype(np.float32)
+    return analytic_gaussians(n, rng, n_blobs=nblobs, sigma_range=(1.0, 2.0), spread=0.18)
 
 
 def _projections(blobs, n, rot):
-    """Exact line integrals along z of p = R v (each Gaussian projects to a Gaussian)."""
-    g = np.arange(n) - n // 2
-    yy, xx = np.meshgrid(g, g, indexing="ij")
-    p = np.stack([xx, yy], -1).astype(np.float64)
-    out = np.zeros((len(rot), n, n))
-    for i, r in enumerate(rot):
-        for a, c, cov in blobs:
-            c22 = (r @ cov @ r.T)[:2, :2]
-            scale = a * np.sqrt(2 * np.pi * np.linalg.det(cov) / np.linalg.det(c22))
-            d = p - (r @ c)[:2]
-            out[i] += scale * np.exp(-0.5 * np.einsum("...i,ij,...j->...", d, np.linalg.inv(c22), d))
-    return out.astype(np.float32)
+    return analytic_projections(blobs, n, rot).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
