@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+from bench._timing import best_of
+
 from emsh import fft
 from emsh.kernels import align2d as A
 from emsh.kernels import polar as P
@@ -40,13 +42,7 @@ CASE = dict(n_images=200, n_refs=50, size=64, first_ring=2, last_ring=28, shift_
 REPEATS = 5
 
 
-def _best(fn, repeats: int) -> tuple[float, float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+_best = best_of
 
 
 def _data(rng):

@@ -41,6 +41,8 @@ import time
 
 import numpy as np
 
+from bench._timing import best_of
+
 from emsh import fft
 from emsh.geom.euler import doc_angles_to_matrix
 from emsh.kernels.project import FourierProjector, project_real_trilinear
@@ -53,13 +55,7 @@ _BASELINE_TAPS = 4_000_000      # taps timed for the gather/scatter baselines
 
 
 def _best(fn, repeats: int = REPEATS) -> tuple[float, float]:
-    fn()                                                  # warm: plans, tables, caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+    return best_of(fn, repeats, warm=True)
 
 
 def _angles(rng, k: int) -> np.ndarray:

@@ -1,0 +1,91 @@
+"""The ISAC2 operation: specification, a run through the interpreter, ISAC2's output files."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from emsh import io as eio
+from emsh.errors import OutputExistsError
+from emsh.io.hdf import read_attributes
+from emsh.io.star import read_star
+from emsh.kernels.masks import radius_grid
+from emsh.parallel import SerialComm
+from emsh.registry import Registry
+from emsh.session import Session
+from emsh.sim.models import load_model, model_to_map
+from emsh.sim.particles import simulate_2d_views
+from emsh_isac2 import PLUGIN
+from emsh_isac2.params import IsacParams
+from emsh_isac2.prepare import prepare_stack
+from emsh_isac2.run import isac2
+
+
+def test_spec_defaults_match_the_parameters():
+    reg = Registry([PLUGIN])
+    assert reg.problems == []
+    op = reg.get("CL ISAC")
+    assert op.code == "ISAC2"
+    reg.implementation(op)                 # imports ops and checks its signature
+    defaults = {f.name: f.default for f in op.options}
+    for f in dataclasses.fields(IsacParams):
+        if f.name in ("rand_seed", "fl_step"):
+            continue
+        assert defaults[f.name] == f.default, f.name
+    assert [p.name for p in op.prompts] == ["stack_file", "output_directory", "radius"]
+
+
+def test_prepare_stack_shrinks_and_normalises(rng):
+    disc = (radius_grid((64, 64)) <= 20).astype(np.float32)
+    imgs = disc[None] * 5.0 + rng.normal(0, 1, (3, 64, 64)).astype(np.float32)
+    work, s = prepare_stack(imgs, 24.0, target_radius=18, target_nx=48)
+    assert s == 0.75 and work.shape == (3, 48, 48)
+    r = radius_grid((48, 48))
+    # disc of radius 20 -> 15 shrunk pixels, centred at 24: inside mean 0, outside sd 1
+    assert np.allclose(work[:, r <= 18].mean(1), 0.0, atol=1e-4)
+    assert np.allclose(work[:, r > 18].std(1), 1.0, atol=1e-4)
+    assert work[:, r <= 12].mean() > 1.0 > work[:, (r > 17) & (r <= 22)].mean()
+
+
+def test_isac2_operation_writes_isac2_outputs(tmp_path):
+    rng = np.random.default_rng(21)
+    vol = model_to_map(load_model("adk_closed"), 64, 1.5, resolution=10)
+    imgs, truth = simulate_2d_views(vol, 3, 40, rng, apix=1.5, shift_range_px=1.0, snr=1.0)
+    eio.write(tmp_path / "views.hdf", imgs, stack=True)
+    script = ("ISAC2 [nc],[na] img_per_grp=40 minimum_grp_size=15 target_radius=18 "
+              "target_nx=48 maxit=6 init_iter=2 stab_ali=3 rand_seed=3 apix=1.5\n"
+              f"{tmp_path}/views.hdf@\n{tmp_path}/out\n24\n")
+    s = Session(Registry([PLUGIN]), SerialComm(), data_ext="hdf", echo=False)
+    s.run_text(script)
+    nc, na = int(s.get_register("nc")), int(s.get_register("na"))
+    out = tmp_path / "out"
+    avgs = eio.read(out / "class_averages.hdf")
+    avgs = avgs[None] if avgs.ndim == 2 else avgs
+    assert nc >= 2 and avgs.shape == (nc, 48, 48)
+    assert np.array_equal(eio.read(out / "class_averages.mrcs@"), avgs.reshape(nc, 48, 48))
+    attrs = [read_attributes(out / "class_averages.hdf", i + 1) for i in range(nc)]
+    members = [np.asarray(a["members"]) for a in attrs]
+    assert [int(a["n_objects"]) for a in attrs] == [len(m) for m in members]
+    assert sum(len(m) for m in members) == na
+    views = np.asarray(truth["view_id"])
+    dom = sum(np.bincount(views[m]).max() for m in members)
+    assert dom / na >= 0.9
+    processed = np.array([int(v) for v in (out / "processed_images.txt").read_text().split()])
+    rest = np.array([int(v) for v in (out / "not_processed_images.txt").read_text().split()],
+                    dtype=int)
+    assert np.array_equal(np.sort(np.concatenate(members)), processed)
+    assert np.array_equal(np.union1d(processed, rest), np.arange(120))
+    params = np.loadtxt(out / "all_parameters.txt")
+    assert params.shape == (120, 4)
+    assert np.all(params[rest, 3] == -1) and np.all(params[processed, 3] >= 0)
+    star = read_star(out / "isac_particles.star")["particles"]
+    cls = np.asarray(star["rlnClassNumber"])
+    assert np.count_nonzero(cls) == na
+    for k, m in enumerate(members):
+        assert np.all(cls[m] == k + 1)
+    assert str(star["rlnImageName"][0]).startswith("000001@")
+    lines = (out / "README_shrink_ratio.txt").read_text().split()
+    assert float(lines[-2]) == 0.75 and float(lines[-1]) == 24.0
+    # a second run into the same folder refuses to replace the outputs
+    with pytest.raises(OutputExistsError):
+        isac2(tmp_path / "views.hdf", out, 24.0, IsacParams(target_radius=18, target_nx=48))
