@@ -462,3 +462,21 @@ def _row(extra: dict, i: int) -> dict:
         else:
             out[k] = v
     return out
+
+
+def image_series(ctx, answer: str, number_list=None) -> tuple[str | None, list[int]]:
+    """``(template, numbers)`` naming every image an answer refers to.
+
+    A template (``stk@***``, ``img***``) keeps its list (``number_list``: a list answer or a
+    selection doc); a whole stack (``stk@``, ``_1@``) becomes ``stk@*`` over its used
+    members; a single image or member gives ``(None, [index])``.
+    """
+    ref = parse(answer)
+    if ref.template:
+        return answer, numbers(ctx, number_list)
+    if ref.whole_stack:
+        if ref.inline is not None:
+            return f"_{ref.inline}@*", inline_buffer(ctx, ref).members()
+        path = resolve(ctx, ref.path)
+        return f"{path}@*", used_members(path)
+    return None, [ref.index or 1]

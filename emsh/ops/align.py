@@ -48,16 +48,9 @@ _STATS_REF = (" ;              UNUSED,        UNUSED,         AVG-CC,    UNUSED,
 # ----------------------------------------------------------------------------- helpers
 
 def _series(ctx, answer: str, numbers) -> tuple[str, list[int]]:
-    """``(template, numbers)`` naming every image of a template+list or whole-stack answer."""
-    ref = U.parse(answer)
-    if ref.template:
-        return answer, U.numbers(ctx, numbers)
-    if ref.whole_stack:
-        if ref.inline is not None:
-            return f"_{ref.inline}@*", U.inline_buffer(ctx, ref).members()
-        path = U.resolve(ctx, ref.path)
-        return f"{path}@*", U.used_members(path)
-    return answer, [ref.index or 1]
+    """``(template, numbers)`` naming every image; a single image names itself."""
+    tmpl, nums = U.image_series(ctx, answer, numbers)
+    return (answer if tmpl is None else tmpl), nums
 
 
 def _read(ctx, tmpl: str, nums, what: str) -> np.ndarray:

@@ -70,23 +70,6 @@ def _symmetry(ctx, doc):
     return rotation_matrices(d.values[:, :3])
 
 
-def _image_source(ctx, src: str, numbers) -> tuple[str | None, list[int]]:
-    """``(template, numbers)`` to read the images a BP answer names in slices.
-
-    A template keeps its list; a whole stack becomes ``stk@*`` over its used members; a
-    single image gives ``(None, [1])`` (read whole).
-    """
-    ref = U.parse(src)
-    if ref.template:
-        return src, U.numbers(ctx, numbers)
-    if ref.whole_stack:
-        if ref.inline is not None:
-            return f"_{ref.inline}@*", U.inline_buffer(ctx, ref).members()
-        path = U.resolve(ctx, ref.path)
-        return f"{path}@*", U.used_members(path)
-    return None, [ref.index or 1]
-
-
 def _read_slice(ctx, src, tmpl, nums) -> np.ndarray:
     imgs = U.read_batch(ctx, tmpl, nums)[0] if tmpl else U.read_batch(ctx, src)[0]
     ctx.check(not np.iscomplexobj(imgs), f"{src}: Fourier files cannot be back-projected",
@@ -234,7 +217,7 @@ def _backproject(ctx, src, numbers, angles, sym, halves: bool):
     from emsh.kernels.project import rotation_matrices
     from emsh.kernels.reconstruct import FourierReconstructor
 
-    tmpl, nums = _image_source(ctx, src, numbers)
+    tmpl, nums = U.image_series(ctx, src, numbers)
     k = len(nums)
     ctx.check(k >= (2 if halves else 1), f"{src}: {k} image(s) is too few", "IMAGE FILE")
     ctx.log(f"  NUMBER OF IMAGES: {k:8d}")
