@@ -34,3 +34,28 @@ class ImageInfo:
     def ndim(self) -> int:
         """2 for images, 3 for volumes."""
         return len(self.shape)
+
+
+def read_raw(path, kind: str) -> bytes:
+    """The bytes of a metadata file, with one clear error when it cannot be read.
+
+    Args:
+        path: the file.
+        kind: what the file should be, for the message (e.g. ``"STAR file"``).
+
+    Raises:
+        DataFormatError: missing file, a folder, or an OS-level read error.
+    """
+    from pathlib import Path
+
+    from emsh.errors import DataFormatError
+
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise DataFormatError(p, "file not found") from None
+    except IsADirectoryError:
+        raise DataFormatError(p, f"is a folder, not a {kind}") from None
+    except OSError as err:
+        raise DataFormatError(p, f"cannot be read: {err.strerror}") from None

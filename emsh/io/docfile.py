@@ -39,6 +39,7 @@ import numpy as np
 
 from emsh.errors import DataFormatError, UsageError
 from emsh.io._atomic import atomic_open
+from emsh.io._base import read_raw
 # the text layer: formatting and parsing of lines (public names re-exported here)
 from emsh.io.docformat import (MAX_COMMENT_KEY, MAX_KEY, _MONTHS, _comment_key, _decode,
                                _int_key, _parse_data, format_comment_key, format_data_line,
@@ -91,12 +92,7 @@ def read_doc(path: str | os.PathLike) -> DocFile:
             line with fewer values than its count says. The message gives the line.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataFormatError(p, "file not found") from None
-    except IsADirectoryError:
-        raise DataFormatError(p, "is a folder, not a document file") from None
+    raw = read_raw(p, "document file")
     keys, nregs, rows, items, comments, ckeys, skipped = [], [], [], [], [], {}, []
     header = None
     for lineno, line in enumerate(_decode(p, raw), 1):

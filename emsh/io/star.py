@@ -34,6 +34,7 @@ import numpy as np
 
 from emsh.errors import DataFormatError, UsageError
 from emsh.io._atomic import atomic_open
+from emsh.io._base import read_raw
 from emsh.table import Table
 
 __all__ = [
@@ -226,14 +227,7 @@ def blocks_to_dict(blocks: list[StarBlock]) -> dict[str, Table | dict]:
 def read_text(path: str | os.PathLike) -> str:
     """The text of a metadata file, with clear errors for missing, binary or non-UTF-8 files."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataFormatError(p, "file not found") from None
-    except IsADirectoryError:
-        raise DataFormatError(p, "is a folder, not a STAR file") from None
-    except OSError as err:
-        raise DataFormatError(p, f"cannot be read: {err.strerror}") from None
+    raw = read_raw(p, "STAR file")
     if b"\0" in raw:
         raise DataFormatError(p, "holds binary data, not STAR text")
     try:

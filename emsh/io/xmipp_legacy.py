@@ -28,6 +28,7 @@ import numpy as np
 
 from emsh.errors import DataFormatError, UsageError
 from emsh.io._atomic import atomic_open
+from emsh.io._base import read_raw
 from emsh.table import Table
 
 __all__ = ["LEGACY_TO_LABEL", "read_sel", "write_sel", "read_xmipp_doc", "write_xmipp_doc",
@@ -57,10 +58,7 @@ _INT = re.compile(r"[+-]?\d+\Z")
 
 def _text_lines(path) -> list[str]:
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataFormatError(p, "file not found") from None
+    raw = read_raw(p, "Xmipp text file")
     if raw.strip() == b"":
         raise DataFormatError(p, "empty file")
     if b"\x00" in raw:
