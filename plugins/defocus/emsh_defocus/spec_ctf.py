@@ -1,0 +1,3 @@
+"""Specifications of the defocus plugin's ctf operations (placeholder)."""
+
+OPERATIONS: list = []

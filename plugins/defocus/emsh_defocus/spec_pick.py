@@ -1,0 +1,3 @@
+"""Specifications of the defocus plugin's pick operations (placeholder)."""
+
+OPERATIONS: list = []

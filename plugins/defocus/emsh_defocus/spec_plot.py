@@ -1,0 +1,3 @@
+"""Specifications of the defocus plugin's plot operations (placeholder)."""
+
+OPERATIONS: list = []

@@ -1,0 +1,3 @@
+"""Specifications of the defocus plugin's sim operations (placeholder)."""
+
+OPERATIONS: list = []
