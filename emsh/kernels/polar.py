@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as _sp
 
 from emsh import fft as _fft
+from emsh.blas import matmul_rows
 from emsh.errors import UsageError
 
 __all__ = [
@@ -434,13 +435,11 @@ def band_gemm(coef: np.ndarray, gemm: np.ndarray, bands) -> np.ndarray:
     Returns:
         complex64 ``(nfreq, rows, cols)``: one batched complex GEMM per band.
 
-    Note: OpenBLAS's threads keep spinning for a while after each threaded call and
-    slow the FFTW threads that run next; on 2 cores the benchmark case took 1.3-1.6 s
-    with threaded BLAS and 1.0 s with BLAS limited to one thread and the row blocks
-    spread over a Python thread pool. That needs control of the BLAS thread count
-    (threadpoolctl), which emsh does not have yet.
+    The products run with single-threaded BLAS over emsh's own threads
+    (:func:`emsh.blas.matmul_rows`): OpenBLAS's spinning threads otherwise slow the
+    FFTW threads that run next.
     """
     out = np.empty((coef.shape[0], coef.shape[1], gemm.shape[2]), np.complex64)
     for m0, m1, c0 in bands:
-        np.matmul(coef[m0:m1, :, c0:], gemm[m0:m1, c0:], out=out[m0:m1])
+        matmul_rows(coef[m0:m1, :, c0:], gemm[m0:m1, c0:], out[m0:m1])
     return out
