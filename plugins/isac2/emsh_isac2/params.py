@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 from emsh.errors import UsageError
 
-__all__ = ["IsacParams"]
+__all__ = ["IsacParams", "PrepParams"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,46 @@ class IsacParams:
         if unknown:
             raise UsageError(f"ISAC2: unknown parameter(s) {', '.join(unknown)}")
         return IsacParams(**{**asdict(self), **changes})
+
+
+@dataclass(frozen=True)
+class PrepParams:
+    """How the input images become ISAC2's working stack (sp_isac2's names and defaults).
+
+    Attributes:
+        skip_prealignment: no reference-free centring (zero initial shifts).
+        CTF: phase-flip each image with its own CTF (from ``ctf_star`` or the stack's
+            EMAN2 ``ctf`` headers).
+        VPP: whiten by the stack's rotationally averaged amplitude spectrum (phase plate
+            data); exclusive with ``CTF``.
+        ctf_star: RELION STAR file with one CTF per image ("" = none).
+        filament_width: width of the horizontal band mask in original pixels (-1: off).
+        filament_mask_ignore: normalise with the band but do not multiply it in.
+        skip_ordering: keep the averages in the order of acceptance instead of ordering
+            them by mutual similarity.
+    """
+
+    skip_prealignment: bool = False
+    CTF: bool = False
+    VPP: bool = False
+    ctf_star: str = ""
+    filament_width: float = -1.0
+    filament_mask_ignore: bool = False
+    skip_ordering: bool = False
+
+    def __post_init__(self):
+        if self.CTF and self.VPP:
+            raise UsageError("ISAC2: CTF=yes and VPP=yes are exclusive (phase flip for "
+                             "ordinary data, whitening for phase-plate data)")
+        if self.ctf_star and not self.CTF:
+            raise UsageError(f"ISAC2: ctf_star={self.ctf_star} needs CTF=yes")
+        if self.filament_width == 0 or (self.filament_width < 0 and self.filament_width != -1):
+            raise UsageError(f"ISAC2: filament_width={self.filament_width:g} (give a width "
+                             "> 0 in pixels, or -1 for no filament mask)")
+        if self.filament_mask_ignore and self.filament_width <= 0:
+            raise UsageError("ISAC2: filament_mask_ignore=yes needs a filament_width")
+
+    @property
+    def filament(self) -> bool:
+        """Filament mode on."""
+        return self.filament_width > 0

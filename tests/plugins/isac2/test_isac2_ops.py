@@ -16,7 +16,7 @@ from emsh.session import Session
 from emsh.sim.models import load_model, model_to_map
 from emsh.sim.particles import simulate_2d_views
 from emsh_isac2 import PLUGIN
-from emsh_isac2.params import IsacParams
+from emsh_isac2.params import IsacParams, PrepParams
 from emsh_isac2.prepare import prepare_stack
 from emsh_isac2.run import isac2
 
@@ -32,7 +32,13 @@ def test_spec_defaults_match_the_parameters():
         if f.name in ("rand_seed", "fl_step"):
             continue
         assert defaults[f.name] == f.default, f.name
+    for f in dataclasses.fields(PrepParams):
+        assert defaults[f.name] == f.default, f.name
+    assert defaults["restart"] is False and op.mpi == "all"
     assert [p.name for p in op.prompts] == ["stack_file", "output_directory", "radius"]
+    for code in ("ISAC2 SELECT", "ISAC2 FULLSIZE", "ISAC2 SUBSTACK", "ISAC2 MONTAGE"):
+        reg.implementation(reg.get(code))
+    assert "Not implemented" not in op.help
 
 
 def test_prepare_stack_shrinks_and_normalises(rng):
@@ -53,7 +59,8 @@ def test_isac2_operation_writes_isac2_outputs(tmp_path):
     imgs, truth = simulate_2d_views(vol, 3, 40, rng, apix=1.5, shift_range_px=1.0, snr=1.0)
     eio.write(tmp_path / "views.hdf", imgs, stack=True)
     script = ("ISAC2 [nc],[na] img_per_grp=40 minimum_grp_size=15 target_radius=18 "
-              "target_nx=48 maxit=6 init_iter=2 stab_ali=3 rand_seed=3 apix=1.5\n"
+              "target_nx=48 maxit=6 init_iter=2 stab_ali=3 rand_seed=3 apix=1.5 "
+              "skip_prealignment=yes skip_ordering=yes\n"
               f"{tmp_path}/views.hdf@\n{tmp_path}/out\n24\n")
     s = Session(Registry([PLUGIN]), SerialComm(), data_ext="hdf", echo=False)
     s.run_text(script)
@@ -84,6 +91,10 @@ def test_isac2_operation_writes_isac2_outputs(tmp_path):
     for k, m in enumerate(members):
         assert np.all(cls[m] == k + 1)
     assert str(star["rlnImageName"][0]).startswith("000001@")
+    assert np.all(np.loadtxt(out / "2dalignment" / "initial2Dparams.txt") == 0)
+    gen = [int(a["generation"]) for a in attrs]          # skip_ordering: acceptance order
+    assert gen == sorted(gen)
+    assert (out / "class_averages.png").exists() and (out / "README.txt").exists()
     lines = (out / "README_shrink_ratio.txt").read_text().split()
     assert float(lines[-2]) == 0.75 and float(lines[-1]) == 24.0
     # a second run into the same folder refuses to replace the outputs
