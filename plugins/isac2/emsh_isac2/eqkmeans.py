@@ -4,6 +4,12 @@ Multi-reference alignment of all images against the current averages gives the
 ``(n, K)`` correlation matrix; :func:`emsh.kernels.cluster.eq_kmeans_assign` splits the
 images into K equal groups; each image keeps the alignment to its *assigned* average;
 new averages are the aligned group means, low-passed and re-centred.
+
+MPI: both alignments (all images against all averages, then the re-alignment of the
+images moved to another group) are split over the ranks with
+:func:`~emsh_isac2.align.align_over_ranks`, the averages by group
+(:func:`~emsh_isac2.align.group_averages`); the assignment is computed by every rank
+from the gathered, identical rows, with the same random draws.
 """
 
 from __future__ import annotations
@@ -12,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emsh.kernels.align2d import compose_alignment, multiref_align
+from emsh.kernels.align2d import compose_alignment
 from emsh.kernels.cluster import eq_kmeans_assign
 from emsh.kernels.filters import tanh_lowpass
 
-from .align import Alignment, group_averages
+from .align import Alignment, align_over_ranks, group_averages
 
 __all__ = ["EqKmeansStep", "eq_kmeans_iteration"]
 
@@ -36,7 +42,7 @@ def eq_kmeans_iteration(images, refs, rng: np.random.Generator, *, ou: int, ir: 
                         rs: int = 1, xr: float = 1, yr: float = -1, ts: float = 1.0,
                         fl: float = 0.2, FF: float = 0.2, method: str = "greedy",
                         sphire_remainder: bool = True,
-                        current: Alignment | None = None) -> EqKmeansStep:
+                        current: Alignment | None = None, comm=None) -> EqKmeansStep:
     """Align ``images`` to every reference, assign equal groups, and average.
 
     Args:
@@ -49,6 +55,8 @@ def eq_kmeans_iteration(images, refs, rng: np.random.Generator, *, ou: int, ir: 
             (default: SPHIRE's greedy peak-list walk and its remainder rule).
         current: present parameters; the search is centred on each image's present
             particle centre (its translation only, as SPHIRE's peak-list search).
+        comm: communicator; the alignments are split over its ranks, and every rank
+            returns the same step (the rng must be in the same state on every rank).
 
     Returns:
         :class:`EqKmeansStep`. Each group's parameters are composed with minus the
@@ -66,9 +74,11 @@ def eq_kmeans_iteration(images, refs, rng: np.random.Generator, *, ou: int, ir: 
         far = np.hypot(centre[:, 0], centre[:, 1]) > max(imgs.shape[-1] // 2 - ou - 1, 0)
         centre[far] = 0.0
         kw["previous"] = (n0, centre, np.zeros(n, bool))
-    res = multiref_align(imgs, refs, return_all_cc=True, **kw)
+    res = align_over_ranks(imgs, refs, comm, return_all_cc=True, **kw)
     cc = np.asarray(res.all_cc, dtype=np.float64)
     labels = eq_kmeans_assign(cc, rng, method=method, sphire_remainder=sphire_remainder)
+    if comm is not None and comm.size > 1:      # rank 0's labels: same control flow on all
+        labels = comm.bcast(labels)
     ali = Alignment(res.angle.copy(), res.shift.copy(), res.mirror.copy())
     moved = np.flatnonzero(labels != res.ref)
     if len(moved):
@@ -77,10 +87,10 @@ def eq_kmeans_iteration(images, refs, rng: np.random.Generator, *, ou: int, ir: 
         kw2 = dict(kw)
         if "previous" in kw2:
             kw2["previous"] = tuple(v[moved] for v in kw2["previous"])
-        r2 = multiref_align(imgs[moved], refs, allowed=allowed, **kw2)
+        r2 = align_over_ranks(imgs[moved], refs, comm, allowed=allowed, **kw2)
         ali.put(moved, Alignment(r2.angle, r2.shift, r2.mirror))
     ali = remove_mean_shift(ali, labels, K)
-    avg = tanh_lowpass(group_averages(imgs, labels, K, ali), fl, FF, ndim=2)
+    avg = tanh_lowpass(group_averages(imgs, labels, K, ali, comm), fl, FF, ndim=2)
     return EqKmeansStep(labels, ali, cc.astype(np.float32), avg.astype(np.float32))
 
 
