@@ -20,9 +20,12 @@ Conventions (see DESIGN.md):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy import ndimage
 
+from emsh import config
 from emsh import fft as _fft
 from emsh.errors import UsageError
 from emsh.geom.euler import spider_to_matrix
@@ -81,8 +84,8 @@ def _quadri(img: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         hi = A > _F(size) + _F(0.5)
         if hi.any():
             A[hi] = np.fmod(A[hi] - _F(1), _F(size)) + _F(1)
-    i = np.trunc(X).astype(np.int64)
-    j = np.trunc(Y).astype(np.int64)
+    i = np.trunc(X).astype(np.int32)
+    j = np.trunc(Y).astype(np.int32)
     dx = X - i.astype(_F)
     dy = Y - j.astype(_F)
     ip = np.where(i + 1 > nx, i + 1 - nx, i + 1)
@@ -94,7 +97,8 @@ def _quadri(img: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     size, pad = nx * ny, nx + 1
     ext = np.concatenate([img.reshape(n, size)[:, size - pad:], img.reshape(n, size),
                           img.reshape(n, size)[:, :pad]], axis=1).reshape(-1)
-    base = (np.arange(n, dtype=np.int64) * (size + 2 * pad) + pad - nx - 1)[:, None, None]
+    idx = np.int64 if n * (size + 2 * pad) >= 2**31 else np.int32
+    base = (np.arange(n, dtype=idx) * (size + 2 * pad) + pad - nx - 1)[:, None, None]
     rj, rjp, rjm = base + j * nx, base + jp * nx, base + jm * nx
 
     def at(ii, rr):
@@ -159,9 +163,7 @@ def rotate_shift_quadratic(imgs, angle_deg, shift=(0.0, 0.0), scale=1.0) -> np.n
     ixc, iyc = nx // 2 + 1, ny // 2 + 1
     cols = np.arange(1, nx + 1, dtype=_F)
     rows = np.arange(1, ny + 1, dtype=_F)
-    step = max(1, (1 << 21) // (nx * ny))
-    for s in range(0, n, step):
-        e = min(n, s + step)
+    def chunk(s, e):
         th = ang[s:e].astype(_F) * d2r
         cs = (np.cos(th) / scl[s:e].astype(_F))[:, None]
         ss = (np.sin(th) / scl[s:e].astype(_F))[:, None]
@@ -174,7 +176,24 @@ def rotate_shift_quadratic(imgs, angle_deg, shift=(0.0, 0.0), scale=1.0) -> np.n
         yold = xi[:, None, :] * ss[:, :, None] + ycod[:, :, None]
         xold = xi[:, None, :] * cs[:, :, None] + ysid[:, :, None]
         out[s:e] = _quadri(b[s:e], xold, yold)
+
+    # small chunks stay in cache; numpy releases the GIL, so threads share the chunks
+    step = max(1, (1 << 16) // (nx * ny))
+    _over_threads(chunk, n, step)
     return out.reshape(lead + (ny, nx))
+
+
+def _over_threads(fn, n: int, step: int) -> None:
+    """Call ``fn(start, stop)`` on chunks of ``step`` items, over emsh's worker threads."""
+    bounds = [(s, min(n, s + step)) for s in range(0, n, step)]
+    workers = min(config.fft_threads(), len(bounds))
+    if workers <= 1:
+        for s, e in bounds:
+            fn(s, e)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for f in [pool.submit(fn, s, e) for s, e in bounds]:
+            f.result()
 
 
 # ---------------------------------------------------------------- SH, SH F
