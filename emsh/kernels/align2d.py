@@ -408,6 +408,12 @@ def multiref_align(images, refs, *, first_ring: int, last_ring: int, shift_range
             raise UsageError(f"allowed: image {bad} (0-based) may match no reference")
     shifts, nxs, nys = shift_grid(shift_range, shift_step)
     _polar.check_fit(table, prep.shape, shifts)
+    if allowed is not None and _worth_grouping(allowed):
+        kw = dict(first_ring=first_ring, last_ring=last_ring, shift_range=shift_range,
+                  shift_step=shift_step, ring_step=ring_step, mirror=mirror,
+                  psi_range=psi_range, psi_delta=psi_delta,
+                  shift_after_rotation=shift_after_rotation, chunk=chunk)
+        return _grouped(imgs, prep, allowed, previous, return_all_cc, kw)
     if previous is not None:
         p_ang, p_sh, p_mir = _previous(previous, B)
         imgs = apply_alignment(imgs, p_ang, p_sh, p_mir)
@@ -441,6 +447,59 @@ def multiref_align(images, refs, *, first_ring: int, last_ring: int, shift_range
     return AlignResult(ref=ref, angle=angle, shift=shift, mirror=mirr, cc=cc, all_cc=all_cc,
                        inc_angle=inc_angle, inc_shift=inc_shift, inc_mirror=mir,
                        n_searched=n_searched)
+
+
+def _bucket(n: int) -> int:
+    """Batch sizes rounded up to few distinct values (each new shape costs FFT plans)."""
+    if n <= 8:
+        return 1 << max(n - 1, 0).bit_length()
+    if n <= 64:
+        return -(-n // 8) * 8
+    b = 64
+    while b < n:
+        b = b * 3 // 2 if (b & (b - 1)) == 0 else b * 4 // 3
+    return b
+
+
+def _worth_grouping(allowed: np.ndarray) -> bool:
+    """A restricted search pays off when images may match a small part of the gallery."""
+    K = allowed.shape[1]
+    return K >= 4 and allowed.sum(1).mean() <= K / 4
+
+
+def _grouped(imgs, prep, allowed, previous, return_all_cc, kw) -> AlignResult:
+    """Restricted search: images that may match the same references are aligned together
+    against just those (padded to a bucketed count with disallowed copies), so the cost
+    follows the references each image may match, not the whole gallery."""
+    B, K = allowed.shape
+    prev = None if previous is None else _previous(previous, B)
+    keys, inverse = np.unique(allowed, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    out = dict(ref=np.zeros(B, np.int64), angle=np.zeros(B), shift=np.zeros((B, 2)),
+               mirror=np.zeros(B, bool), cc=np.zeros(B), inc_angle=np.zeros(B),
+               inc_shift=np.zeros((B, 2)), inc_mirror=np.zeros(B, bool))
+    all_cc = np.full((B, K), -np.inf, _F) if return_all_cc else None
+    for g, key in enumerate(keys):
+        rows = np.flatnonzero(inverse == g)
+        refs = np.flatnonzero(key)
+        q = _bucket(len(refs))
+        sub_refs = np.concatenate([refs, np.full(q - len(refs), refs[0])])
+        cols = np.concatenate([sub_refs, sub_refs + K]) if prep.mirror else sub_refs
+        sub = PreparedReferences(prep.table, prep.shape, prep.images[sub_refs], prep.mirror,
+                                 np.ascontiguousarray(prep.gemm[:, :, cols]))
+        take = np.concatenate([rows, np.full(_bucket(len(rows)) - len(rows), rows[0])])
+        ok = np.zeros((len(take), q), bool)
+        ok[:, :len(refs)] = True
+        p = None if prev is None else tuple(v[take] for v in prev)
+        r = multiref_align(imgs[take], sub, allowed=ok, previous=p,
+                           return_all_cc=return_all_cc, **kw)
+        n = len(rows)
+        for name in out:
+            out[name][rows] = getattr(r, name)[:n]
+        out["ref"][rows] = sub_refs[r.ref[:n]]
+        if all_cc is not None:
+            all_cc[np.ix_(rows, refs)] = r.all_cc[:n, :len(refs)]
+    return AlignResult(all_cc=all_cc, n_searched=allowed.sum(1), **out)
 
 
 def _in_window(ang: np.ndarray, psi_range) -> np.ndarray:
