@@ -1,28 +1,35 @@
 """The demo that `make demo` runs, on a smaller problem: real code path, scored against truth."""
 
-import numpy as np
+import pytest
 
 import emsh.io as eio
-from emsh.demo import run
-from emsh.io.star import read_star
+from emsh.demo import _new_run_folder, run
 
 
-def test_demo_reconstructs_the_truth_and_writes_readable_files(tmp_path, capsys):
-    fig = run(n=32, n_particles=800, snr=0.5, apix=3.0, seed=3, out_root=tmp_path)
-    out = tmp_path / "run-001"
-    # measured 6.46 A against the truth and 6.48 A between halves (Nyquist 6 A); a wrong
-    # shift, angle or CTF convention costs several Angstrom
-    assert fig["fsc_0.5_vs_truth_A"] < 7.0
-    assert fig["fsc_0.143_halves_A"] < 7.0
-    assert eio.read(out / "particles.mrcs").shape == (800, 32, 32)
-    star = read_star(out / "particles_truth.star")
-    assert len(star["particles"]) == 800
-    truth = eio.read(out / "truth.mrc")
-    m = eio.read(out / "map.mrc")
-    assert np.corrcoef(truth.ravel(), m.ravel())[0, 1] > 0.88  # measured 0.91 (noisy, Wiener-filtered)
-    assert (out / "fsc.png").stat().st_size > 1000
-    assert "gold-standard FSC 0.143 resolution" in capsys.readouterr().out
-    # a second run never touches the first one's files
-    run(n=32, n_particles=50, snr=0.5, apix=3.0, seed=3, out_root=tmp_path)
-    assert (tmp_path / "run-002" / "map.mrc").exists()
-    assert eio.read(out / "particles.mrcs").shape == (800, 32, 32)
+@pytest.mark.slow
+def test_demo_runs_the_defocus_pipeline_into_a_new_folder(tmp_path, capsys):
+    (tmp_path / "run-001").mkdir()                     # an earlier run: left alone
+    (tmp_path / "run-001" / "keep.txt").write_text("x")
+    fig = run(n_mics=4, per_mic=40, steps=(15.0,), seed=5, out_root=tmp_path)
+    out = tmp_path / "run-002"
+    assert fig["folder"] == str(out)
+    assert (tmp_path / "run-001" / "keep.txt").read_text() == "x"
+    # the 25 Å start alone scores > 25 Å against the truth; one 15° pass on ~150
+    # particles reaches ~13-15 Å (Nyquist 6 Å)
+    assert fig["fsc_0.5_vs_truth_A"] < 20.0
+    assert fig["defocus_median_err_pct"] < 2.0
+    assert fig["picking_recall"] > 0.85
+    m = eio.read(out / "Refinement" / "final_map.spi")
+    assert m.shape == (48, 48, 48)
+    assert (out / "Refinement" / "final_fsc.png").stat().st_size > 2000
+    assert (out / "Refinement" / "it01" / "views.png").is_file()
+    text = capsys.readouterr().out
+    assert "final resolution (FSC of half maps)" in text and "final_map.spi" in text
+
+
+def test_run_folders_are_numbered_and_never_reused(tmp_path):
+    a = _new_run_folder(tmp_path)
+    b = _new_run_folder(tmp_path)
+    assert (a.name, b.name) == ("run-001", "run-002")
+    (tmp_path / "run-007").mkdir()
+    assert _new_run_folder(tmp_path).name == "run-008"
