@@ -48,6 +48,9 @@ class Problem:
         return render(self.ref, f"{self.severity}: {self.message}", self.stack)
 
 
+_BRACES = re.compile(r"\{[^{}]*\}")
+
+
 class _Unresolved(str):
     unresolved = True
 
@@ -72,7 +75,11 @@ class _StaticResolver:
     def substitute(self, text, mode, line):
         for name in _VARS.findall(text):
             self.scope.use(name, line.ref)
-        return _Unresolved(text) if is_unresolved(text) else text
+        if not is_unresolved(text):
+            return text
+        # a '{***[g]}' substitution gives digits, not a template: '{000[g]}' keeps the
+        # text unresolved but shaped as it will be when run (whole stack, member, name)
+        return _Unresolved(_BRACES.sub(lambda m: m.group(0).replace("*", "0"), text))
 
     def evaluate(self, expr, line, col):
         names = ast.variables_of(expr)

@@ -335,6 +335,10 @@ def _parse_values(op, p: Prompt, line: AnswerLine, resolver, source) -> dict[str
     return out
 
 
+#: a number list never holds braces or a variable followed by a path ('[dir]/sel')
+_PATH_LIKE = re.compile(r"\{|\][/\\][A-Za-z_]")
+
+
 def parse_number_list(line: AnswerLine, resolver) -> list[int] | Any:
     """``1-10,12`` / ``(1-[n])`` -> numbers; any other answer names a selection doc file,
     whose first register gives the numbers."""
@@ -342,9 +346,10 @@ def parse_number_list(line: AnswerLine, resolver) -> list[int] | Any:
 
     raw = line.text.strip()
     expanded = resolver.substitute(raw, "text", line)
-    if getattr(expanded, "unresolved", False) and not re.match(r"^[\s(]*[-+0-9.\[(]", raw):
-        return UNKNOWN
-    text = raw if expanded == raw else str(expanded)
+    if getattr(expanded, "unresolved", False) and (
+            not re.match(r"^[\s(]*[-+0-9.\[(]", raw) or _PATH_LIKE.search(raw)):
+        return UNKNOWN          # a selection doc named with variables: known at run time
+    text = raw if expanded == raw or getattr(expanded, "unresolved", False) else str(expanded)
     body, off = strip_parens(text)
     if not re.match(r"^\s*[-+0-9.\[(]", body):
         path = with_data_ext(resolver.substitute(raw, "file", line), resolver.data_ext)

@@ -82,3 +82,28 @@ def test_when_predicates_get_no_session_when_checking(runner, seen_sessions):
     """Nothing has run, so there is no session state: T SESS never asks EXTRA."""
     assert problems(runner, "T SESS\nT SESS\n") == []
     assert seen_sessions == [None, None]
+
+
+def test_substituted_numbers_in_names_are_not_templates(tmp_path, monkeypatch):
+    """'{***[g]}' becomes digits when run: 'data{***[g]}@' is a whole stack (no number
+    prompt follows) and '[dir]/good{***[g]}' names a selection doc, not a number list."""
+    from emsh.registry import Registry
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "main.spi").write_text("""[dir] = 'out'
+DO [g]=1,2
+  RT SQ
+  data{***[g]}@
+  [dir]/ali{***[g]}@
+  6,0,7,8
+  [dir]/align{***[g]}
+  AS R
+  [dir]/ali{***[g]}@******
+  [dir]/good{***[g]}
+  A
+  [dir]/avg{***[g]}
+  [dir]/var{***[g]}
+ENDDO
+""")
+    found = [(p.severity, p.message) for p in check_file("main.spi", Registry.discover(), "dat")]
+    assert not [f for f in found if f[0] == "error"], found
