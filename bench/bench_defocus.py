@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 SIZES = {
-    "full": dict(n_mics=24, per_mic=170, mic_size=1024, groups=6, steps=(15.0, 8.0, 5.0),
-                 ranges=(0.0, 20.0, 12.0), shifts=(3, 1, 1)),
+    "full": dict(n_mics=24, per_mic=170, mic_size=1280, groups=6, steps=(15.0, 8.0, 5.0, 4.0),
+                 ranges=(0.0, 20.0, 12.0, 8.0), shifts=(3, 1, 1, 1)),
     "small": dict(n_mics=8, per_mic=60, mic_size=640, groups=4, steps=(15.0, 8.0),
                   ranges=(0.0, 20.0), shifts=(3, 1)),
 }
@@ -48,6 +48,7 @@ def _iteration_seconds(project: Path, t_start: float) -> list[float]:
 def run(size: str | None = None) -> dict:
     """Run the benchmark; returns the figures (JSON-ready)."""
     from emsh_defocus import pipeline as P
+    from emsh_defocus import score as S
 
     size = size or os.environ.get("EMSH_BENCH_DEFOCUS", "full")
     cfg = SIZES[size]
@@ -75,7 +76,7 @@ def run(size: str | None = None) -> dict:
             if step == "refine":
                 times["per_iteration"] = _iteration_seconds(project, t_step)
         t1 = time.perf_counter()
-        r = P.evaluate(project)
+        r = S.evaluate(project)
         times["evaluate"] = round(time.perf_counter() - t1, 1)
         times["simulate"] = round(t_sim, 1)
         ali = r["alignment"]

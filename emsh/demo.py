@@ -31,6 +31,7 @@ def run(n_mics: int = 6, per_mic: int = 40, box: int = 48, apix: float = 3.0,
         out_root: Path = Path("demo_out")) -> dict:
     """Run the demo in a new ``out_root/run-NNN``; returns the figures it printed."""
     from emsh_defocus import pipeline as P
+    from emsh_defocus import score as S
 
     t0 = time.perf_counter()
     out = _new_run_folder(Path(out_root))
@@ -43,7 +44,7 @@ def run(n_mics: int = 6, per_mic: int = 40, box: int = 48, apix: float = 3.0,
                            ranges=(0.0,) + (15.0,) * (len(steps) - 1),
                            shifts=(2,) + (1,) * (len(steps) - 1))
     times = P.run_pipeline(out, params)
-    r = P.evaluate(out)
+    r = S.evaluate(out)
     ref = out / "Refinement"
     last = ref / f"it{r['iteration']:02d}"
     figures = {

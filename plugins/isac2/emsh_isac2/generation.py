@@ -65,19 +65,6 @@ class SacClass:
     group_size: int
 
 
-_MIN_STABLE = 5
-
-
-@dataclass
-class SacClass:
-    """One class from :func:`sac`: local member ids (stable ones), average, error."""
-
-    members: np.ndarray
-    average: np.ndarray
-    group_error: float
-    group_size: int
-
-
 def stability_stage(images, labels, K: int, ali: Alignment, rng, p: IsacParams, comm=None):
     """Within-group stage: ``stab_ali`` reference-free alignments per group, stability test.
 

@@ -19,6 +19,7 @@ import pytest
 import emsh.io as eio
 from emsh.errors import UsageError
 from emsh_defocus import pipeline as P
+from emsh_defocus import score as S
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 EMSH = Path(sys.executable).parent / "emsh"
@@ -34,7 +35,7 @@ def project(tmp_path_factory):
     P.simulate_project(folder, n_mics=6, per_mic=40, box=48, apix=3.0, mic_size=512, snr=1.0,
                        defocus_um=(1.0, 3.0), seed=3)
     times = P.run_pipeline(folder, PARAMS)
-    return folder, times, P.evaluate(folder)
+    return folder, times, S.evaluate(folder)
 
 
 @pytest.mark.slow
@@ -68,11 +69,11 @@ def test_pipeline_writes_the_files_of_every_step(project):
         assert (it / png).stat().st_size > 2000, png
     assert (folder / "Refinement" / "final_fsc.png").is_file()
     # per-view averages: one per direction holding particles, each the mean of its members
-    n_sel = sum(len(P._rows(it / f"good{g:03d}.spi")[0]) for g in (1, 2, 3))
+    n_sel = sum(len(S._rows(it / f"good{g:03d}.spi")[0]) for g in (1, 2, 3))
     assert eio.read(it / "views" / "aligned.spi").shape == (n_sel, 48, 48)
-    keys, cnt = P._rows(it / "views" / "counts.spi")
+    keys, cnt = S._rows(it / "views" / "counts.spi")
     v = int(keys[np.argmax(cnt[:, 0])])
-    members = P._rows(it / "views" / f"sel{v:04d}.spi")[1][:, 0].astype(int)
+    members = S._rows(it / "views" / f"sel{v:04d}.spi")[1][:, 0].astype(int)
     aligned = eio.read(it / "views" / "aligned.spi")
     avg = eio.read(f"{it / 'views' / 'avg.spi'}@{v}")
     assert np.allclose(avg, aligned[members - 1].mean(0), atol=1e-4)
@@ -87,10 +88,10 @@ def test_params_and_procedures_errors(tmp_path):
     with pytest.raises(UsageError, match="no such procedure"):
         P.run_procedure(tmp_path, "refine")
     P.install_procedures(tmp_path, PARAMS)
-    assert P.read_param(tmp_path, "steps") == "15,8"
-    assert float(P.read_param(tmp_path, "acr")) == pytest.approx(0.0656, abs=1e-3)
+    assert S.read_param(tmp_path, "steps") == "15,8"
+    assert float(S.read_param(tmp_path, "acr")) == pytest.approx(0.0656, abs=1e-3)
     with pytest.raises(UsageError, match="no finished refinement"):
-        P.last_iteration(tmp_path)
+        S.last_iteration(tmp_path)
 
 
 def _one_iteration_copy(src: Path, dst: Path) -> None:
@@ -117,8 +118,8 @@ def test_two_ranks_give_the_serial_map(project, tmp_path):
                          cwd=b, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     for name in ("align001.spi", "align003.spi"):
-        ka, ra = P._rows(a / "Refinement" / "it01" / name)
-        kb, rb = P._rows(b / "Refinement" / "it01" / name)
+        ka, ra = S._rows(a / "Refinement" / "it01" / name)
+        kb, rb = S._rows(b / "Refinement" / "it01" / name)
         assert np.array_equal(ka, kb)
         assert np.array_equal(ra[:, [3, 14]], rb[:, [3, 14]])      # reference, mirror
         # values are written with 2 decimals; the in-plane rotation (registers 6, 12) of
