@@ -181,15 +181,25 @@ def within_group_refinement(images, labels, n_groups: int, rng: np.random.Genera
     allowed = np.zeros((n, n_groups), dtype=bool)
     allowed[np.arange(n), lab] = True
     yrange = xr if yr == -1 else yr
+    serial = comm is None or comm.size == 1
     for it in range(maxit - 1):
         fl = 0.1 + (FH - 0.1) * it / (maxit - 1)
-        avg = tanh_lowpass(group_averages(imgs, lab, n_groups, ali, comm), fl, FF, ndim=2)
         discrete = it % 4 == 0 and it + 1 <= maxit - 10
-        res = align_over_ranks(imgs, avg, comm, first_ring=ir, last_ring=ou, ring_step=rs,
-                               shift_range=(xr, yrange), shift_step=ts, mirror=True,
-                               psi_delta=dst if discrete else None,
-                               previous=ali.as_tuple(), allowed=allowed)
-        ali = Alignment(res.angle, res.shift, res.mirror)
+        kw = dict(first_ring=ir, last_ring=ou, ring_step=rs, shift_range=(xr, yrange),
+                  shift_step=ts, mirror=True, psi_delta=dst if discrete else None,
+                  allowed=allowed)
+        if serial:
+            # rotate once: the same images make the averages and are aligned to them
+            # (what the aligner's `previous` would do again), then compose
+            rot = apply_alignment(imgs, ali.angle, ali.shift, ali.mirror)
+            avg = tanh_lowpass(group_averages(rot, lab, n_groups), fl, FF, ndim=2)
+            res = multiref_align(rot, avg, **kw)
+            ali = Alignment(*compose_alignment(ali.as_tuple(), (res.angle, res.shift,
+                                                                res.mirror)))
+        else:       # each rank rotates only its groups (averages) and its images (search)
+            avg = tanh_lowpass(group_averages(imgs, lab, n_groups, ali, comm), fl, FF, ndim=2)
+            res = align_over_ranks(imgs, avg, comm, previous=ali.as_tuple(), **kw)
+            ali = Alignment(res.angle, res.shift, res.mirror)
         reset_far_shifts(ali, imgs.shape[-1], ou)
     avg = tanh_lowpass(group_averages(imgs, lab, n_groups, ali, comm), FH, FF, ndim=2)
     return avg.astype(np.float32), ali
