@@ -14,8 +14,8 @@ the true map of the refined map and of a reconstruction of the same particles at
 true angles and shifts (same procedure), their frequency ratio (>= 0.9), and the time
 of each step.
 
-Sizes: full (default) 24 micrographs x 170 particles (~4000), 6 groups, 64-px boxes at
-1.5 Å/px, steps 15 -> 8 -> 5 degrees. ``EMSH_BENCH_DEFOCUS=small`` runs 8 micrographs
+Sizes: full (default) 24 micrographs of 1280 px x 170 particles (~4000), 6 groups,
+64-px boxes at 1.5 Å/px, steps 15 -> 8 -> 5 -> 4 degrees. ``EMSH_BENCH_DEFOCUS=small`` runs 8 micrographs
 x 60 particles, 4 groups, 15 -> 8 degrees (a few minutes on 2 cores).
 ``EMSH_BENCH_DEFOCUS_DIR`` keeps the project folder there (default: a temporary one).
 """
@@ -80,6 +80,10 @@ def run(size: str | None = None) -> dict:
         times["evaluate"] = round(time.perf_counter() - t1, 1)
         times["simulate"] = round(t_sim, 1)
         ali = r["alignment"]
+        for row in r["per_iteration"]:       # how the angular error falls with the step
+            a = S.alignment_vs_truth(project, int(row["it"]))
+            row["median_rot_err_deg"] = round(a["median_rot_err_deg"], 2)
+            row["median_view_err_deg"] = round(a["median_view_err_deg"], 2)
         res = {
             "size": size, "n_micrographs": cfg["n_mics"], "n_true_particles": truth.n_particles,
             "n_groups": cfg["groups"], "box_px": box, "apix_A": apix, "snr": snr,
