@@ -382,6 +382,29 @@ def spider_header_words(ctx, answer: str, nums: list[int]) -> dict[int, np.ndarr
 
 # ----------------------------------------------------------------------------- writing
 
+def doc_options(ctx) -> dict:
+    """Keyword arguments for :func:`emsh.io.docfile.write_doc` in this session: replace an
+    older file, SPIDER's header line with the session's project and data extensions."""
+    return dict(overwrite=True, project_ext=ctx.session.project_ext,
+                data_ext=ctx.session.data_ext or None)
+
+
+def write_session_doc(ctx, path, keys, rows, heading: str | None = None,
+                      ncols: int | None = None) -> None:
+    """Write a whole doc file from rank 0 (other ranks return at once), its folder created,
+    an older file replaced. ``rows`` is ``(n, ncols)``; ``ncols`` shapes an empty table."""
+    if not ctx.is_root:
+        return
+    from emsh.io.docfile import write_doc
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    rows = np.asarray(rows, dtype=np.float64)
+    if ncols is not None:
+        rows = rows.reshape(-1, ncols)
+    write_doc(path, np.asarray(keys, dtype=np.int64), rows, heading=heading,
+              **doc_options(ctx))
+
+
 def _write_disk(path: str, data: np.ndarray, index=None, stack=False, **extra) -> None:
     from emsh import io as eio
 

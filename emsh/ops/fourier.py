@@ -369,9 +369,8 @@ def _write_recon_doc(ctx, path, rows) -> None:
     if ctx.is_root:
         from emsh.io.docfile import write_doc
 
-        write_doc(path, np.arange(1, len(rows) + 1), rows, overwrite=True,
-                  heading="  FREQ (1/A)    ROT. AVERAGE   FITTED CTF**2",
-                  project_ext=ctx.session.project_ext, data_ext=ctx.session.data_ext or None)
+        write_doc(path, np.arange(1, len(rows) + 1), rows,
+                  heading="  FREQ (1/A)    ROT. AVERAGE   FITTED CTF**2", **U.doc_options(ctx))
 
 
 TF_ED = Operation(

@@ -122,8 +122,7 @@ def _histogram(ctx, doc, column, n_bins, value_range, out):
     if ctx.is_root:
         if out is not None:
             write_doc(out, np.arange(1, n_bins + 1), np.stack([lower, counts], 1),
-                      heading=_HEADING, overwrite=True, project_ext=ctx.session.project_ext,
-                      data_ext=ctx.session.data_ext or None)
+                      heading=_HEADING, **U.doc_options(ctx))
         else:
             _text_plot(ctx, lower, counts)
     mean, sd = float(used.mean()), float(used.std(ddof=1))

@@ -31,16 +31,6 @@ _NUMBERS = "FILE NUMBERS OR SELECTION DOC. FILE NAME"
 
 # ----------------------------------------------------------------------------- helpers
 
-def _write_doc(ctx, path, keys, rows, heading) -> None:
-    """A whole doc file (rank 0), replacing an old one, under SPIDER's header line."""
-    if not ctx.is_root:
-        return
-    from emsh.io.docfile import write_doc
-
-    write_doc(path, keys, rows, heading=heading, overwrite=True,
-              project_ext=ctx.session.project_ext, data_ext=ctx.session.data_ext or None)
-
-
 def _doc_angles(ctx, doc: str, keys) -> np.ndarray:
     """(psi, theta, phi) of every key (its last line), ``(k, 3)`` float64, degrees."""
     from emsh.io.docfile import read_doc
@@ -104,7 +94,7 @@ def vo_ea(ctx, delta, theta1, theta2, phi1, phi2, dst):
     from emsh.geom.orientations import voea
 
     ang = voea(delta, (theta1, theta2), (phi1, phi2))
-    _write_doc(ctx, dst, np.arange(1, len(ang) + 1), ang, _ANGLE_HEADING)
+    U.write_session_doc(ctx, dst, np.arange(1, len(ang) + 1), ang, _ANGLE_HEADING)
     ctx.log(f"  NUMBER OF DIRECTIONS: {len(ang)}")
     return len(ang)
 
@@ -350,7 +340,7 @@ def fsc(ctx, src1, src2, width, mask_radius, width_f, voxel, cutoff, dst, gnuplo
     ctx.check(a.shape == b.shape, f"{src1} and {src2} differ in size", "SECOND INPUT VOLUME")
     w, mask = (width_f, 0.0) if fourier else (width, mask_radius or 0.0)
     rows, regs = fsc_doc_rows(a, b, w, mask, voxel, cutoff)
-    _write_doc(ctx, dst, [k for k, _ in rows], [v for _, v in rows], _FSC_HEADING)
+    U.write_session_doc(ctx, dst, [k for k, _ in rows], [v for _, v in rows], _FSC_HEADING)
     if gnuplot is not None and ctx.is_root:
         _gnuplot(ctx, gnuplot, dst, cutoff)
     ctx.log(f"  FSC,  SHELL WIDTH (VOXELS): {1.0 / w:5.2f}")
@@ -368,7 +358,7 @@ def rf3(ctx, src1, src2, width, s1, s2, cone, tilt, factor, dst):
     b, _ = _real_volume(ctx, src2, "SECOND INPUT VOLUME")
     ctx.check(a.shape == b.shape, f"{src1} and {src2} differ in size", "SECOND INPUT VOLUME")
     rows, regs = rf3_doc_rows(a, b, width, (s1, s2), cone, tilt, factor)
-    _write_doc(ctx, dst, [k for k, _ in rows], [v for _, v in rows], _RF3_HEADING)
+    U.write_session_doc(ctx, dst, [k for k, _ in rows], [v for _, v in rows], _RF3_HEADING)
     ctx.log(f"  PHASE RESIDUE & FSC,   SHELL WIDTH (RECIPROCAL UNITS): {width:5.3f}")
     ctx.log("          |NORM-FREQ|      |DPH|          |FSC|     |FSCCRIT|     |VOXELS|")
     for k, v in rows:

@@ -14,7 +14,7 @@ import numpy as np
 
 from emsh import io as eio
 from emsh.errors import DataFormatError, UsageError
-from emsh.io.docfile import read_doc, write_doc
+from emsh.io.docfile import read_doc
 from emsh.ops import _util as U
 
 from .defocus import check_band, fit_micrograph
@@ -26,15 +26,6 @@ __all__ = ["dg_defocus", "dg_groups"]
 _DEF_HEAD = "     MIC     DEFOCUS(A)     ASTIG(A)    ANGLE(DEG)     SCORE"
 _MICG_HEAD = "     MIC     DEFOCUS(A)      GROUP"
 _GRP_HEAD = "   GROUP       N_MICS     MEAN DEF(A)   MIN DEF(A)    MAX DEF(A)"
-
-
-def _write(ctx, path, keys, rows, heading) -> None:
-    """A whole doc (rank 0), replacing an older one, its folder created."""
-    if not ctx.is_root:
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_doc(path, keys, rows, heading=heading, overwrite=True,
-              project_ext=ctx.session.project_ext, data_ext=ctx.session.data_ext or None)
 
 
 def _micrograph_paths(ctx, template, nums) -> list[str]:
@@ -109,7 +100,7 @@ def dg_defocus(ctx, mic_template, mic_numbers, apix, kv, cs, amp, tile, res_lo, 
                 out = tmpl.member(n)
                 Path(U.parse(out).path or out).parent.mkdir(parents=True, exist_ok=True)
                 U.write_one(ctx, out, ps)
-    _write(ctx, doc, table[:, 0], table, _DEF_HEAD)
+    U.write_session_doc(ctx, doc, table[:, 0], table, _DEF_HEAD)
     return len(table), float(np.median(table[:, 1]))
 
 
@@ -127,9 +118,9 @@ def dg_groups(ctx, doc, n_groups, mic_doc, group_doc):
     g = defocus_groups(vals[:, 0], vals[:, 1], n_groups)
     order = np.argsort(g.mics, kind="stable")
     rows = np.column_stack([g.mics, g.defocus_A, g.group])[order]
-    _write(ctx, mic_doc, rows[:, 0], rows, _MICG_HEAD)
+    U.write_session_doc(ctx, mic_doc, rows[:, 0], rows, _MICG_HEAD)
     summ = g.summary()
-    _write(ctx, group_doc, summ[:, 0], summ, _GRP_HEAD)
+    U.write_session_doc(ctx, group_doc, summ[:, 0], summ, _GRP_HEAD)
     for r in summ:
         ctx.log(f"  GROUP {int(r[0]):3d}: {int(r[1]):4d} MICROGRAPHS, DEFOCUS {r[3]:9.1f} .. "
                 f"{r[4]:9.1f} A (MEAN {r[2]:9.1f})")

@@ -59,15 +59,6 @@ def _out_name(ref: U.FileRef, n: int) -> str:
     return name
 
 
-def _write_doc(ctx, path: str, keys, rows, heading: str, ncols: int) -> None:
-    from emsh.io.docfile import write_doc
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    rows = np.asarray(rows, dtype=np.float64).reshape(-1, ncols)
-    write_doc(path, np.asarray(keys, dtype=np.int64), rows, heading=heading, overwrite=True,
-              project_ext=ctx.session.project_ext, data_ext=ctx.session.data_ext or None)
-
-
 # ----------------------------------------------------------------------------- DG PICK
 
 def dg_pick(ctx, mic_template, mic_numbers, radius, box, threshold, max_picks,
@@ -98,7 +89,7 @@ def dg_pick(ctx, mic_template, mic_numbers, radius, box, threshold, max_picks,
     if ctx.is_root:
         for i, xy, score in sorted((r for part in gathered for r in part), key=lambda r: r[0]):
             name = _out_name(out, nums[i])
-            _write_doc(ctx, name, np.arange(1, len(xy) + 1), np.column_stack([xy, score]),
+            U.write_session_doc(ctx, name, np.arange(1, len(xy) + 1), np.column_stack([xy, score]),
                        _COO_HEAD, 3)
             total += len(xy)
             low = f", lowest score {score.min():.2f} SD" if len(score) else ""
@@ -188,7 +179,7 @@ def dg_window(ctx, mic_template, mic_numbers, coord_template, box, radius, group
         r = np.concatenate(rows[g])
         members = np.arange(1, len(r) + 1)
         df = np.array([defocus[int(m)] for m in r[:, 1]])
-        _write_doc(ctx, _out_name(sel, g), members, np.column_stack([members, r, df]),
+        U.write_session_doc(ctx, _out_name(sel, g), members, np.column_stack([members, r, df]),
                    _SEL_HEAD, 6)
         if len(r):
             eio.write(_out_name(stk, g), np.concatenate(images[g]), stack=True, overwrite=True)
@@ -199,9 +190,9 @@ def dg_window(ctx, mic_template, mic_numbers, coord_template, box, radius, group
         mean_df.append(float(df.mean()) if len(r) else 0.0)
     table = np.concatenate(particles)
     table = table[np.argsort(table[:, 0], kind="stable")]
-    _write_doc(ctx, particle_doc, table[:, 0], table, _PAR_HEAD, 7)
+    U.write_session_doc(ctx, particle_doc, table[:, 0], table, _PAR_HEAD, 7)
     gs = np.array(groups, dtype=np.float64)
-    _write_doc(ctx, count_doc, gs, np.column_stack([gs, counts, mean_df]), _CNT_HEAD, 3)
+    U.write_session_doc(ctx, count_doc, gs, np.column_stack([gs, counts, mean_df]), _CNT_HEAD, 3)
     total = int(sum(counts))
     ctx.log(f"  DG WINDOW: {total} particles in {len(groups)} groups")
     return total, int(max(groups))

@@ -24,11 +24,6 @@ _VIEW_HEADING = "     PARTICLES       THETA         PHI    STRAIGHT    MIRRORED"
 _ALIGN = "ALIGNMENT DOC TEMPLATE"
 
 
-def _doc_ext(ctx) -> dict:
-    return dict(overwrite=True, project_ext=ctx.session.project_ext,
-                data_ext=ctx.session.data_ext or None)
-
-
 def _template(ctx, answer: str, prompt: str):
     ref = U.parse(answer)
     ctx.check(ref.template, f"{answer}: expected a template with asterisks for the group "
@@ -88,7 +83,7 @@ def dg_select(ctx, align, groups, fraction, out, png):
         order = np.argsort(a.member, kind="stable")
         rows = np.stack([a.member[order].astype(np.float64), a.cc[order]], 1)
         write_doc(out_t.member(g), np.arange(1, len(rows) + 1), rows.reshape(-1, 2),
-                  heading=_SEL_HEADING, **_doc_ext(ctx))
+                  heading=_SEL_HEADING, **U.doc_options(ctx))
     if png is not None:
         plots.plot_cc_histogram(plots.png_path(png, ctx.session.data_ext),
                                 {g: docs[g].cc for g in nums},
@@ -141,7 +136,7 @@ def dg_views(ctx, align, groups, sel, angles, out, png):
         ctx.check(False, f"{angles}: {e}", "REFERENCE ANGLES DOC")
         raise
     rows = np.stack([v.count, v.theta, v.phi, v.straight, v.mirrored], 1).astype(np.float64)
-    write_doc(out, v.ref, rows, heading=_VIEW_HEADING, **_doc_ext(ctx))
+    write_doc(out, v.ref, rows, heading=_VIEW_HEADING, **U.doc_options(ctx))
     if png is not None:
         plots.plot_views(plots.png_path(png, ctx.session.data_ext), v)
     n_views, top = int((v.count > 0).sum()), int(v.count.max()) if v.count.size else 0

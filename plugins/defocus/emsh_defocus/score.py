@@ -121,7 +121,10 @@ def alignment_vs_truth(project, it: int, truth: dict | None = None) -> dict:
     m = truth["matched"]
     full, view = angular_errors(est[m], truth["angles"][m])
     k = kept[m]
+    grp = truth["group"][m]
+    by_group = {int(g): round(float(np.median(full[grp == g])), 2) for g in np.unique(grp)}
     return {"median_rot_err_deg": float(np.median(full)),
+            "median_rot_err_by_group_deg": by_group,
             "median_view_err_deg": float(np.median(view)),
             "median_rot_err_kept_deg": float(np.median(full[k])) if k.any() else float("nan"),
             "n_matched": int(m.sum()), "n_kept": int(kept.sum()), "kept": kept}
