@@ -15,7 +15,7 @@ true angles and shifts (same procedure), their frequency ratio (>= 0.9), and the
 of each step.
 
 Sizes: full (default) 24 micrographs of 1280 px x 170 particles (~4000), 6 groups,
-96-px boxes at 1.5 Å/px (144 Å for a ~70 Å particle), steps 15 -> 8 -> 5 -> 4 degrees.
+96-px boxes at 1.5 Å/px (144 Å for a ~60 Å particle), steps 15 -> 8 -> 5 -> 4 degrees.
 ``EMSH_BENCH_DEFOCUS=small`` runs 8 micrographs x 60 particles, 4 groups, 15 -> 8
 degrees (a few minutes on 2 cores). ``EMSH_BENCH_DEFOCUS_BOX`` sets the box (px) and
 ``EMSH_BENCH_DEFOCUS_RANGE`` the defocus range ("1.0,3.0", µm). The box matters: the
@@ -60,6 +60,7 @@ def run(size: str | None = None) -> dict:
     cfg = SIZES[size]
     box = int(os.environ.get("EMSH_BENCH_DEFOCUS_BOX", "96"))
     apix, snr = 1.5, 1.0
+    ring = int(os.environ.get("EMSH_BENCH_DEFOCUS_RING", "0"))
     defocus_um = tuple(float(v) for v in
                        os.environ.get("EMSH_BENCH_DEFOCUS_RANGE", "1.0,3.0").split(","))
     keep_dir = os.environ.get("EMSH_BENCH_DEFOCUS_DIR")
@@ -73,6 +74,7 @@ def run(size: str | None = None) -> dict:
                                    defocus_um=defocus_um, seed=11)
         t_sim = time.perf_counter() - t0
         params = P.ReconParams(apix=apix, box=box, radius=int(round(1.2 * truth.radius)),
+                               ring=ring,
                                n_mics=cfg["n_mics"], n_groups=cfg["groups"], tile=256,
                                res_lo=30.0, res_hi=5.0, steps=cfg["steps"],
                                ranges=cfg["ranges"], shifts=cfg["shifts"], keep=0.9,
@@ -97,7 +99,8 @@ def run(size: str | None = None) -> dict:
             "size": size, "n_micrographs": cfg["n_mics"], "n_true_particles": truth.n_particles,
             "n_groups": cfg["groups"], "box_px": box, "apix_A": apix, "snr": snr,
             "defocus_range_um": list(defocus_um),
-            "radius_px": params.radius, "angular_steps_deg": list(cfg["steps"]),
+            "radius_px": params.radius, "last_ring_px": ring or params.radius,
+            "angular_steps_deg": list(cfg["steps"]),
             "defocus_median_err_pct": r["defocus"]["median_defocus_err_pct"],
             "defocus_max_err_pct": r["defocus"]["max_defocus_err_pct"],
             "picking_recall": r["picking"]["recall"],

@@ -8,6 +8,10 @@ Parts:
   re-alignment of images assigned to a reference other than their best, and the new
   averages. Reported as images per second (best and median of repeats), with the
   alignment and the assignment also timed alone, for K = 10 and K = 40.
+* ``projected_20k``: the wall time of a whole run of 20,000 images at 76 px with
+  SPHIRE's defaults, projected from measured pieces (:func:`projected_run`: one
+  EQ-K-means iteration at K = 100, one within-group alignment pass, one stability test;
+  stated assumptions on stages and accounted fraction per generation).
 * ``classification``: a whole ISAC2 run (working stack + generations) on simulated
   views of adenylate kinase (:func:`simulate_views`): ``n_views`` projection
   directions at least ~25 degrees apart also modulo the antipode (so no two views are
@@ -283,6 +287,73 @@ def _eq_kmeans(K: int, repeats: int) -> dict:
             "alignment_images_x_refs_per_s": round(N_IMAGES * K / t_al)}
 
 
+def projected_run(n_total: int = 20000, p: IsacParams | None = None, *, n_meas: int = 2000,
+                  stages: int | None = None, accounted: float = 0.7) -> dict:
+    """Projected wall time of a whole ISAC2 run of ``n_total`` images at 76 px, from
+    measured pieces (a run of 20,000 images takes hours on 2 cores; ``EMSH_BENCH_ISAC2=20k``
+    runs it for real).
+
+    Measured on ``n_meas`` random images with SPHIRE's settings (``p``, default its
+    defaults): one EQ-K-means iteration against ``K = n_total // img_per_grp`` averages
+    (its cost grows as images x averages), one within-group alignment pass over groups
+    of ``img_per_grp`` (cost per image, whatever the number of groups) and the stability
+    test of one group (``stab_ali`` parameter sets). A generation with a pool of ``n``
+    images and ``K = n // img_per_grp`` groups then costs, per SAC stage,
+    ``iters_per_stage`` EQ-K-means iterations, ``stab_ali * (maxit - 1)`` within-group
+    passes and K stability tests. Assumed: ``stages`` stages per generation (default
+    ``init_iter``, SPHIRE's cap) and that each generation accounts for ``accounted`` of
+    its pool (the rest makes the next pool, while ``1.2 n >= 2 img_per_grp``).
+    """
+    from emsh_isac2.align import within_group_refinement
+    from emsh_isac2.stability import multi_align_stability
+
+    p = IsacParams(rand_seed=1) if p is None else p
+    stages = p.init_iter if stages is None else int(stages)
+    rng = np.random.default_rng(5)
+    K = max(n_total // p.img_per_grp, 1)
+    imgs = rng.standard_normal((n_meas, BOX, BOX)).astype(np.float32)
+    refs = imgs[rng.choice(n_meas, K, replace=False)].copy()
+    eq_kw = dict(ou=OU, ir=p.ir, rs=p.rs, xr=p.xr, yr=p.yr, ts=p.ts, FF=p.FF)
+    eq_kmeans_iteration(imgs[:256], refs, rng, **eq_kw)                    # plans, tables
+    t_eq, _ = _best(lambda: eq_kmeans_iteration(imgs, refs, rng, **eq_kw), 1)
+    kw = dict(ou=OU, ir=p.ir, rs=p.rs, xr=p.xr, yr=p.yr, ts=p.ts, dst=p.dst, FH=p.FH, FF=p.FF)
+    Kw = max(n_meas // p.img_per_grp, 1)
+    lab = np.arange(n_meas) % Kw
+    within_group_refinement(imgs, lab, Kw, rng, maxit=2, **kw)             # plans
+    t_wg3, _ = _best(lambda: within_group_refinement(imgs, lab, Kw, rng, maxit=3, **kw), 1)
+    t_wg2, _ = _best(lambda: within_group_refinement(imgs, lab, Kw, rng, maxit=2, **kw), 1)
+    t_pass = max(t_wg3 - t_wg2, 1e-9)          # one alignment pass (averages included)
+    m, L = p.img_per_grp, p.stab_ali       # a stable group: runs differ by a global turn
+    turn = rng.uniform(0, 360, (L, 1))
+    ang = np.mod(rng.uniform(0, 360, (1, m)) + turn + rng.normal(0, 0.5, (L, m)), 360)
+    sh = np.broadcast_to(rng.uniform(-1, 1, (1, m, 2)), (L, m, 2)) \
+        + rng.normal(0, 0.1, (L, m, 2))
+    mir = np.broadcast_to(rng.integers(0, 2, (1, m)).astype(bool), (L, m))
+    t_st, _ = _best(lambda: multi_align_stability(ang, sh, mir, d=2.0 * OU,
+                                                  thld_err=p.thld_err), 1)
+    gens, n, total = [], float(n_total), 0.0
+    while int(1.2 * n) >= 2 * p.img_per_grp and len(gens) < p.max_generations:
+        k = max(int(n) // p.img_per_grp, 1)
+        eq = stages * p.iters_per_stage * t_eq * (n / n_meas) * (k / K)
+        wg = stages * p.stab_ali * (p.maxit - 1) * t_pass * (n / n_meas)
+        st = stages * k * t_st
+        gens.append({"pool": int(n), "K": k, "eq_kmeans_s": round(eq), "within_group_s":
+                     round(wg), "stability_tests_s": round(st)})
+        total += eq + wg + st
+        n *= 1.0 - accounted
+    return {"images": n_total, "box": BOX, "K_generation_1": K,
+            "assumed": {"stages_per_generation": stages, "accounted_per_generation": accounted,
+                        "params": {k: getattr(p, k) for k in ("img_per_grp", "stab_ali",
+                                                              "maxit", "init_iter")}},
+            "measured_s": {"eq_kmeans_iteration": round(t_eq, 2), "images": n_meas, "K": K,
+                           "within_group_pass": round(t_pass, 2),
+                           "stability_test_one_group": round(t_st, 4)},
+            "eq_kmeans_images_per_s_at_K": round(n_meas / t_eq, 1),
+            "within_group_images_per_s_per_pass": round(n_meas / t_pass, 1),
+            "generations": gens, "projected_hours": round(total / 3600.0, 2),
+            "goal_hours": 1.0}
+
+
 def classification(n_views: int, per_view: int, snr: float, p: IsacParams, *,
                    seed: int = 11) -> dict:
     """Simulate, build the working stack, run ISAC2; scores and timings (see the module
@@ -357,7 +428,8 @@ def run(repeats: int = REPEATS) -> dict:
         p = _overrides(IsacParams(img_per_grp=60, minimum_grp_size=20, maxit=8,
                                   stab_ali=3, init_iter=2, rand_seed=1))
         return {"mode": mode, "eq_kmeans": [_eq_kmeans(K, repeats) for K in (10, 40)],
-                "classification": classification(n_views, 60, snr, p)}
+                "classification": classification(n_views, 60, snr, p),
+                "projected_20k": projected_run(20000)}
     if mode == "accept":
         n = 4000
     elif mode == "20k":

@@ -58,6 +58,8 @@ class ReconParams:
         apix: pixel size (Å); kv, cs, amp: voltage (kV), Cs (mm), amplitude contrast
             (fraction, as emsh/RELION; params.proc holds SPIDER's ratio for TF C3).
         box, radius: particle box and radius (px).
+        ring: last alignment ring of AP SH (px); 0 = ``radius``. Far from focus the CTF
+            spreads the particle's signal beyond its radius; a larger ring keeps it.
         n_mics: number of micrographs (Micrographs/mic001.mrc ...).
         n_groups: defocus groups.
         tile, res_lo, res_hi: power-spectrum tile (px) and fitting range (Å).
@@ -78,6 +80,7 @@ class ReconParams:
     amp: float = 0.07
     box: int = 64
     radius: int = 24
+    ring: int = 0
     n_mics: int = 12
     n_groups: int = 6
     tile: int = 256
@@ -115,6 +118,7 @@ class ReconParams:
             ("acr", round(self.spider_acr(), 6), "amplitude contrast ratio as TF C3 asks it"),
             ("box", self.box, "particle box (px)"),
             ("radius", self.radius, "particle radius (px)"),
+            ("ring", self.ring, "last AP SH ring (px), 0 = the radius"),
             ("nmic", self.n_mics, "micrographs Micrographs/mic001.mrc ..."),
             ("ngroups", self.n_groups, "defocus groups"),
             ("tile", self.tile, "power spectrum tile (px)"),

@@ -160,11 +160,19 @@ def test_two_ranks_write_what_one_writes(dataset, tmp_path):
                          cwd=tmp_path / "mpi", capture_output=True, text=True, timeout=180)
     assert mpi.returncode == 0, mpi.stderr
 
-    def data_lines(run):
+    def table(run):
         lines = (tmp_path / run / "Power_Spectra" / "defocus.spi").read_text().splitlines()
-        return [ln for ln in lines if not ln.startswith(" ;") or "DEFOCUS" in ln]
+        heads = [ln for ln in lines if ln.startswith(" ;") and "DEFOCUS" in ln]
+        rows = [[float(v) for v in ln.split()] for ln in lines if not ln.startswith(" ;")]
+        return heads, np.array(rows)
 
-    assert len(data_lines("serial")) == 4 and data_lines("serial") == data_lines("mpi")
+    # The same fits; FFT back ends chosen per process may round differently, so the
+    # values agree to well below the printed precision rather than digit for digit.
+    (h1, t1), (h2, t2) = table("serial"), table("mpi")
+    assert h1 == h2 and t1.shape == t2.shape == (3, 7)
+    assert np.array_equal(t1[:, :3], t2[:, :3])
+    assert np.allclose(t1[:, 3:6], t2[:, 3:6], rtol=1e-4, atol=0.05)
+    assert np.allclose(t1[:, 6], t2[:, 6], rtol=1e-3, atol=1e-4)
     for m in (1, 2, 3):
         a = eio.read(tmp_path / "serial" / "Power_Spectra" / f"pw{m:03d}.spi")
         b = eio.read(tmp_path / "mpi" / "Power_Spectra" / f"pw{m:03d}.spi")
