@@ -461,6 +461,16 @@ def _bucket(n: int) -> int:
     return b
 
 
+def _bucket_rows(n: int) -> int:
+    """Image counts per restricted-search group: :func:`_bucket` below 128, above it
+    rounded up to a sixteenth of the next power of two (at most 12.5 % padding, eight
+    sizes per octave), so that equal large groups (ISAC's img_per_grp) waste little."""
+    if n < 128:
+        return _bucket(n)
+    step = 1 << (n.bit_length() - 4)
+    return -(-n // step) * step
+
+
 def _worth_grouping(allowed: np.ndarray) -> bool:
     """A restricted search pays off when images may match a small part of the gallery."""
     K = allowed.shape[1]
@@ -487,7 +497,7 @@ def _grouped(imgs, prep, allowed, previous, return_all_cc, kw) -> AlignResult:
         cols = np.concatenate([sub_refs, sub_refs + K]) if prep.mirror else sub_refs
         sub = PreparedReferences(prep.table, prep.shape, prep.images[sub_refs], prep.mirror,
                                  np.ascontiguousarray(prep.gemm[:, :, cols]))
-        take = np.concatenate([rows, np.full(_bucket(len(rows)) - len(rows), rows[0])])
+        take = np.concatenate([rows, np.full(_bucket_rows(len(rows)) - len(rows), rows[0])])
         ok = np.zeros((len(take), q), bool)
         ok[:, :len(refs)] = True
         p = None if prev is None else tuple(v[take] for v in prev)

@@ -50,3 +50,7 @@ def test_bucket_sizes_cover_and_are_few():
     sizes = {align2d._bucket(n) for n in range(1, 3000)}
     assert all(align2d._bucket(n) >= n for n in range(1, 3000))
     assert len(sizes) < 40
+    rows = {align2d._bucket_rows(n) for n in range(1, 5000)}
+    assert all(n <= align2d._bucket_rows(n) <= max(1.125 * n, align2d._bucket(n))
+               for n in range(1, 5000))
+    assert len(rows) < 80 and align2d._bucket_rows(200) == 208
