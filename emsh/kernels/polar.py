@@ -271,15 +271,27 @@ def polar_at(imgs, table: RingTable, centres) -> np.ndarray:
     y = ny // 2 + c[:, 1:] + dy
     x0, y0 = np.floor(x), np.floor(y)
     fx, fy = (x - x0).astype(_F), (y - y0).astype(_F)
-    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-    flat = a.reshape(n, -1)
-    rows = np.arange(n)[:, None] * (ny * nx)
-    r0, r1 = (y0 % ny) * nx + rows, ((y0 + 1) % ny) * nx + rows
-    c0, c1 = x0 % nx, (x0 + 1) % nx
-    g = flat.ravel()
-    top = g[r0 + c0] * (1 - fx) + g[r0 + c1] * fx
-    bottom = g[r1 + c0] * (1 - fx) + g[r1 + c1] * fx
-    return (top * (1 - fy) + bottom * fy).astype(_F)
+    idx = np.int32 if a.size < 2**31 else np.int64     # flat indices, fewer bytes to move
+    x0, y0 = x0.astype(idx), y0.astype(idx)
+    np.remainder(x0, nx, out=x0)
+    np.remainder(y0, ny, out=y0)
+    x1, y1 = x0 + 1, y0 + 1
+    x1[x1 == nx] = 0
+    y1[y1 == ny] = 0
+    rows = (np.arange(n, dtype=idx) * idx(ny * nx))[:, None]
+    y0 *= nx
+    y0 += rows
+    y1 *= nx
+    y1 += rows
+    g = a.reshape(-1)
+    top = g.take(y0 + x0) * (1 - fx)
+    top += g.take(y0 + x1) * fx
+    bottom = g.take(y1 + x0) * (1 - fx)
+    bottom += g.take(y1 + x1) * fx
+    top *= 1 - fy
+    bottom *= fy
+    top += bottom
+    return top
 
 
 def ring_fft(polar, table: RingTable) -> np.ndarray:
