@@ -113,8 +113,8 @@ def group_averages(images, labels, n_groups: int, ali: Alignment | None = None,
         if ali is not None:
             part = apply_alignment(part, ali.angle[sel], ali.shift[sel], ali.mirror[sel])
         g, start, count = np.unique(lab[sel], return_index=True, return_counts=True)
-        sums = np.add.reduceat(part, start, axis=0, dtype=np.float64)
-        out[g - mine.start] = (sums / count[:, None, None]).astype(np.float32)
+        for k, s0, c in zip(g - mine.start, start, count):     # a loop over groups
+            out[k] = (part[s0:s0 + c].sum(0, dtype=np.float64) / c).astype(np.float32)
     if comm is not None and comm.size > 1:
         out = np.concatenate(comm.allgather(out), axis=0)
     return out
