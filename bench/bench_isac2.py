@@ -320,8 +320,8 @@ def projected_run(n_total: int = 20000, p: IsacParams | None = None, *, n_meas: 
     Kw = max(n_meas // p.img_per_grp, 1)
     lab = np.arange(n_meas) % Kw
     within_group_refinement(imgs, lab, Kw, rng, maxit=2, **kw)             # plans
-    t_wg3, _ = _best(lambda: within_group_refinement(imgs, lab, Kw, rng, maxit=3, **kw), 1)
-    t_wg2, _ = _best(lambda: within_group_refinement(imgs, lab, Kw, rng, maxit=2, **kw), 1)
+    t_wg3, _ = _best(lambda: within_group_refinement(imgs, lab, Kw, rng, maxit=3, **kw), 2)
+    t_wg2, _ = _best(lambda: within_group_refinement(imgs, lab, Kw, rng, maxit=2, **kw), 2)
     t_pass = max(t_wg3 - t_wg2, 1e-9)          # one alignment pass (averages included)
     m, L = p.img_per_grp, p.stab_ali       # a stable group: runs differ by a global turn
     turn = rng.uniform(0, 360, (L, 1))
