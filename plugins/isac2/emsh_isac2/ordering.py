@@ -27,6 +27,7 @@ import numpy as np
 
 from emsh.errors import UsageError
 from emsh.kernels.align2d import apply_alignment, compose_alignment, multiref_align
+from emsh.kernels.polar import polar_limit
 
 __all__ = ["Ordering", "similarity_matrix", "circular_order", "order_averages",
            "tour_similarity"]
@@ -130,6 +131,10 @@ def order_averages(averages, *, ou: int, xr: int = 2, ir: int = 1) -> Ordering:
     if K < 2:
         return Ordering(np.arange(K), np.zeros(K), np.zeros(K, bool), a.copy(),
                         np.ones((K, K)))
+    ou = min(int(ou), polar_limit(a.shape[1:]) - int(np.ceil(xr)))  # rings + shift fit
+    if ou <= ir:
+        raise UsageError(f"ordering: {a.shape[-1]} px averages leave no ring for a search "
+                         f"of +-{xr} px")
     sim = similarity_matrix(a, ou=ou, xr=xr, ir=ir)
     order = circular_order(sim)
     cur, prev = a[order[1:]], a[order[:-1]]

@@ -207,6 +207,16 @@ def test_ordering_chains_similar_averages_and_turns_them_into_register(rng):
     assert np.array_equal(circular_order(np.eye(3)), np.arange(3))
 
 
+def test_ordering_fits_the_rings_of_any_run_isac_accepts(rng):
+    # IsacParams accepts target_radius + xr == (target_nx - 1) // 2; ordering searches
+    # xr + 1, so its last ring must come in by one instead of failing after the run
+    avgs = np.stack([_ellipse(32, 4.0 * a, 4.0, rng.uniform(0, 360)) for a in (1.0, 1.8, 2.4)])
+    o = order_averages(avgs, ou=14, xr=2)
+    assert sorted(o.order.tolist()) == [0, 1, 2]
+    with pytest.raises(UsageError, match="leave no ring"):
+        order_averages(avgs, ou=14, xr=15)
+
+
 def test_montage_needs_matching_counts(tmp_path, rng):
     imgs = rng.normal(0, 1, (3, 16, 16))
     path = write_montage(tmp_path / "m.png", imgs, [5, 6, 7])
