@@ -48,7 +48,6 @@ followed. Timings on a shared machine are noisy; CPU time is given next to wall 
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import time
@@ -61,9 +60,10 @@ from bench._timing import best_of
 import emsh_isac2.generation as _gen
 from emsh.kernels.align2d import multiref_align
 from emsh.kernels.cluster import eq_kmeans_assign
-from emsh.kernels.ctf import CTFParams, ctf_2d, phase_flip
+from emsh.kernels.ctf import CTFParams
 from emsh.sim.models import load_model, model_to_map
 from emsh.sim.particles import simulate_2d_views
+from emsh_isac2.correct import flip_phases
 from emsh_isac2.eqkmeans import eq_kmeans_iteration
 from emsh_isac2.generation import run_isac
 from emsh_isac2.params import IsacParams
@@ -75,7 +75,6 @@ APIX = 1.0                      # A/px: ADK's radius (~27 A) is ~29 px at this s
 MIRROR_TOL_DEG = 10.0
 CTF_KW = dict(voltage_kV=300.0, cs_mm=2.7, amp_contrast=0.1, bfactor_A2=50.0)
 DEFOCUS_RANGE_A = (10000.0, 25000.0)
-_FLIP_CHUNK = 256
 
 _best = best_of
 
@@ -138,12 +137,8 @@ def simulate_views(n_views: int, per_view: int, snr: float, seed: int = 11, *,
                                     defocus_range_A=DEFOCUS_RANGE_A, snr=snr)
     keys = ("defocus_u_A", "defocus_v_A", "astig_angle_deg", "voltage_kV", "cs_mm",
             "amp_contrast", "bfactor_A2", "phase_shift_deg")
-    ctf = {k: np.asarray(truth[k]) for k in keys}
-    for i in range(0, len(imgs), _FLIP_CHUNK):
-        sl = slice(i, i + _FLIP_CHUNK)
-        c = ctf_2d(CTFParams(**{k: v[sl] for k, v in ctf.items()}, apix=apix), (box, box))
-        imgs[sl] = phase_flip(imgs[sl], c)
-    return imgs.astype(np.float32), truth, views
+    ctf = CTFParams(**{k: np.asarray(truth[k], dtype=np.float64) for k in keys}, apix=apix)
+    return flip_phases(imgs, ctf), truth, views
 
 
 # ----------------------------------------------------------------------------- scores
@@ -375,13 +370,10 @@ def classification(n_views: int, per_view: int, snr: float, p: IsacParams, *,
             gen_ends.append(time.perf_counter())
         _progress(line[:160], start)
 
-    kw = {"log": log} if "log" in inspect.signature(run_isac).parameters else {}
     clk = _Clock()
     with _timed_calls(("eq_kmeans_iteration", "stability_stage")) as calls:
-        res = run_isac(work, p, **kw)
+        res = run_isac(work, p, log=log)
     t_run = clk.read()
-    if not kw:                                       # older run_isac: no live log
-        gen_ends = [time.perf_counter()]
     scores = class_scores(res.members, np.asarray(truth["view_id"]), np.asarray(truth["psi"]),
                           res.all_parameters, mirror_groups(views))
     return {"images": len(work), "views": n_views, "snr": snr, "box": BOX, "apix_A": APIX,

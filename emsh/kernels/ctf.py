@@ -139,6 +139,10 @@ class CTFParams:
         return {f.name: np.broadcast_to(np.asarray(getattr(self, f.name), dtype=np.float64),
                                         (n,)) for f in fields(self)}
 
+    def take(self, idx) -> CTFParams:
+        """The parameters of the images ``idx`` (an index array, mask or slice) of a batch."""
+        return CTFParams(**{k: v[idx] for k, v in self.arrays().items()})
+
     @property
     def defocus_mean_A(self):
         """``(U + V) / 2`` in Å."""

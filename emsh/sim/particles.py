@@ -83,10 +83,6 @@ def _ctf_columns(params: CTFParams | None, n: int) -> dict[str, np.ndarray]:
             "bfactor_A2": a["bfactor_A2"], "phase_shift_deg": a["phase_shift_deg"]}
 
 
-def _take_ctf(params: CTFParams, idx) -> CTFParams:
-    return CTFParams(**{k: v[idx] for k, v in params.arrays().items()})
-
-
 def add_noise(stack: np.ndarray, snr, mask: np.ndarray, rng: np.random.Generator,
               ndim: int = 2) -> float:
     """Add white Gaussian noise in place at the stack's SNR; returns the noise sigma.
@@ -163,7 +159,7 @@ def simulate_particles(volume, n: int, rng: np.random.Generator, *, apix: float,
             idx = members[s:s + _BATCH]
             F = proj.slices(ang[idx], sh[idx])
             if params is not None:
-                F = F * ctf_2d(_take_ctf(params, idx), (N, N))
+                F = F * ctf_2d(params.take(idx), (N, N))
             stack[idx] = _fft.irfftn(F, (N, N))
     sigma = add_noise(stack, snr, disc(N, radius), rng)
 

@@ -28,10 +28,6 @@ __all__ = ["flip_phases", "vpp_table", "apply_table"]
 _CHUNK = 256
 
 
-def _take(params: CTFParams, sl) -> CTFParams:
-    return CTFParams(**{k: v[sl] for k, v in params.arrays().items()})
-
-
 def flip_phases(images, ctf: CTFParams) -> np.ndarray:
     """Phase-flip every image with its own CTF.
 
@@ -52,7 +48,7 @@ def flip_phases(images, ctf: CTFParams) -> np.ndarray:
     out = np.empty_like(imgs)
     for i in range(0, n, _CHUNK):
         sl = slice(i, min(n, i + _CHUNK))
-        c = ctf_2d(ctf if b is None else _take(ctf, sl), imgs.shape[1:])
+        c = ctf_2d(ctf if b is None else ctf.take(sl), imgs.shape[1:])
         out[sl] = phase_flip(imgs[sl], c)
     return out
 

@@ -23,7 +23,6 @@ from emsh.errors import DataFormatError, UsageError
 from emsh.io.hdf import read_attributes
 from emsh.io.star import read_star
 from emsh.kernels.align2d import apply_alignment, compose_alignment
-from emsh.kernels.ctf import CTFParams
 
 from .correct import apply_table, flip_phases
 from .inputs import read_ctf
@@ -148,7 +147,7 @@ def _corrected(run: IsacRun, images, stack_file, ids) -> np.ndarray:
     if st.get("CTF"):
         ctf = read_ctf(stack_file, len(images), st.get("ctf_star") or None,
                        st.get("apix") or None)
-        x = flip_phases(x, CTFParams(**{k: v[ids] for k, v in ctf.arrays().items()}))
+        x = flip_phases(x, ctf.take(ids))
     elif st.get("VPP"):
         table = np.loadtxt(_need(run.folder / "rpw.txt"), ndmin=2)
         x = apply_table(x, table[:, 0], table[:, 1])
