@@ -278,6 +278,7 @@ def richardson(sums: ProjectionSums, lam: float, *, limit: float = 0.0, max_iter
 
     rot, img_sums, counts = sums.arrays()
     nsym = 1 if sym is None else sym.shape[0]
+    data_sq *= nsym                   # b and h sum over the symmetry mates: so does the data
     local = (img_sums - counts[:, None, None] * aba).astype(np.float32)
     b = comm.allreduce(_backproject(np.repeat(local, nsym, axis=0), _expand(rot, sym),
                                     n, radius))

@@ -128,6 +128,20 @@ def test_symmetry_gives_a_symmetric_volume():
     turned = np.roll(v[:, ::-1, ::-1], 1, axis=(1, 2))
     assert np.abs(turned - v).max() <= 1e-3 * np.abs(v).max()
     assert res.n_orientations == len(ang)
+    r = np.array(res.residuals)             # ||p - P x||^2 over the mates: positive, falling
+    assert np.all(r > 0) and np.all(np.diff(r) < 0)
+
+
+def test_a_constant_background_is_taken_out(case):
+    """Images + 5 give background 5 and the volume of the images themselves."""
+    ang, prj = case["ang"], case["prj"]
+    shifted = I.ProjectionSums(N, RADIUS)
+    shifted.add(prj + np.float32(5.0), ang)
+    a = I.richardson(shifted, case["lam"], max_iter=3)
+    b = I.richardson(case["sums"], case["lam"], max_iter=3)
+    assert abs(a.background - 5.0 - b.background) < 1e-4
+    assert np.abs(a.volume - b.volume).max() <= 1e-4 * np.abs(b.volume).max()
+    assert np.allclose(a.residuals, b.residuals, rtol=1e-3)
 
 
 @pytest.mark.parametrize("call, match", [
