@@ -77,6 +77,13 @@ def spider_wavelength_A(kV):
     return 12.398 / np.sqrt(e * (1022.0 + e))
 
 
+def spider_acr(amp_contrast):
+    """SPIDER's amplitude-contrast ratio (``TF`` answers) from emsh's fraction:
+    ``sin(phi) / (sin(phi) + cos(phi))`` with ``phi = arcsin(amp_contrast)``."""
+    phi = np.arcsin(np.clip(np.asarray(amp_contrast, dtype=np.float64), 0.0, 1.0))
+    return np.sin(phi) / (np.sin(phi) + np.cos(phi))
+
+
 def _kv_from_spider_lambda(lam):
     r = (12.398 / np.asarray(lam, dtype=np.float64)) ** 2
     return 0.5 * (-1022.0 + np.sqrt(1022.0**2 + 4.0 * r))
@@ -224,8 +231,7 @@ class CTFParams:
         """
         if self.batch_size is not None:
             raise UsageError("CTFParams.to_spider: expected scalar parameters, not a batch")
-        phi = np.arcsin(np.clip(self.amp_contrast, 0.0, 1.0))
-        acr = float(np.sin(phi) / (np.sin(phi) + np.cos(phi)))
+        acr = float(spider_acr(self.amp_contrast))
         geh = float(2.0 / np.sqrt(self.bfactor_A2)) if self.bfactor_A2 > 0 else 0.0
         kv = float(spider_wavelength_A(self.voltage_kV)) if use_lambda else float(self.voltage_kV)
         return SpiderTF(float(self.cs_mm), float(self.defocus_mean_A), kv, 0.5 / float(self.apix),

@@ -8,10 +8,6 @@ tech). This module is the Python side used by the demo, the benchmark and the te
   and writes its ``procs/params.proc`` from a :class:`ReconParams`;
 * :func:`run_procedure` runs one of them with :class:`emsh.session.Session` in the
   project folder (serially, or under MPI with the communicator of the process);
-* :func:`simulate_particle_project` writes the files of the windowing step
-  (``Particles/``, ``Power_Spectra/groups``, ``truth/``) straight from
-  :func:`emsh.sim.particles.simulate_particles`, to exercise the steps after windowing
-  without micrographs;
 * :func:`evaluate` (from :mod:`.score`) scores a finished project against its
   ``truth/`` folder.
 
@@ -33,7 +29,7 @@ import numpy as np
 from emsh.errors import UsageError
 
 __all__ = ["ReconParams", "install_procedures", "run_procedure", "run_pipeline",
-           "simulate_particle_project", "simulate_project", "procedures_folder", "STEPS"]
+           "simulate_project", "procedures_folder", "STEPS"]
 
 #: The step procedures run_all.proc calls, in order (each can also be run alone).
 STEPS = ("powdefocus", "pick", "prepare", "refine")
@@ -100,15 +96,18 @@ class ReconParams:
 
     def spider_acr(self) -> float:
         """SPIDER's amplitude-contrast ratio for TF C3 from the fraction ``amp``."""
-        phi = np.arcsin(np.clip(self.amp, 0.0, 1.0))
-        return float(np.sin(phi) / (np.sin(phi) + np.cos(phi)))
+        from emsh.kernels.ctf import spider_acr
+
+        return float(spider_acr(self.amp))
 
     def params_text(self) -> str:
         """The text of params.proc."""
         n = len(self.steps)
         if not (len(self.ranges) == len(self.shifts) == n):
             raise UsageError("ReconParams: steps, ranges and shifts need one value per iteration")
-        lam = 12.398 / np.sqrt(self.kv * (1022.0 + self.kv))
+        from emsh.kernels.ctf import spider_wavelength_A
+
+        lam = spider_wavelength_A(self.kv)
         rows = [
             ("apix", self.apix, "pixel size (A)"),
             ("kv", self.kv, "voltage (kV)"),
@@ -193,7 +192,7 @@ def run_procedure(project, name: str, comm=None, *, args=(), lines=(), log: bool
         args: values of the procedure's parameters (``refproj`` takes ``[it],[delta]``).
         lines: answer lines for a procedure that reads its caller's lines (``recon``
             reads its folder). With args or lines the procedure is called from a small
-            wrapper procedure, ``procs/_call_<name>.proc``.
+            wrapper procedure, ``procs/_call_<name>_<rank>.proc`` (one per MPI rank).
         log: write a results log (``results.proc.N``) in the project folder.
         quiet: keep operation messages out of the terminal (they still go to the log).
     """
@@ -207,7 +206,8 @@ def run_procedure(project, name: str, comm=None, *, args=(), lines=(), log: bool
         raise UsageError(f"{proc}: no such procedure (install_procedures first)")
     if args or lines:
         call = f"@{name}" + (f"({','.join(_num(a) for a in args)})" if args else "")
-        proc = project / "procs" / f"_call_{name}.proc"
+        rank = 0 if comm is None else comm.rank
+        proc = project / "procs" / f"_call_{name}_{rank}.proc"     # one per rank: no races
         proc.write_text(call + "\n" + "".join(f"{ln}\n" for ln in lines) + "RE\n")
     t0 = time.perf_counter()
     with _in_folder(project):
@@ -257,89 +257,6 @@ def write_start_reference(project, volume, rng: np.random.Generator,
     eio.write(out, v, overwrite=True)
     return out
 
-
-def simulate_particle_project(project, *, n_groups: int = 3, mics_per_group: int = 2,
-                              per_mic: int = 60, box: int = 48, apix: float = 3.0,
-                              snr: float = 0.3, defocus_um=(1.0, 3.0), astig_A: float = 300.0,
-                              shift_px: float = 2.0, seed: int = 1, kv: float = 300.0,
-                              cs: float = 2.7, amp: float = 0.07,
-                              model: str = "adk_closed") -> dict:
-    """Write what the picking and windowing steps would: particles with known truth.
-
-    Every "micrograph" has its own defocus (with astigmatism) and ``per_mic`` particles
-    at random orientations with random sub-pixel offsets of up to ``shift_px`` from the
-    box centre; micrographs are grouped by defocus (``mics_per_group`` each). Writes
-    Particles/data001... (background noise SD 1), sel001..., particles, group_counts,
-    Power_Spectra/def_groups and groups (defocus from the truth), truth/ (map.mrc,
-    params, defocus, coords001... as the interface describes; particle ``(x, y)`` in
-    Particles/particles is the box centre, the true centre is offset by the shift) and
-    Reference/input. Returns a summary dict.
-    """
-    import emsh.io as eio
-    from emsh.kernels.ctf import CTFParams
-    from emsh.sim.models import load_model, model_to_map
-    from emsh.sim.particles import simulate_particles
-
-    project = Path(project)
-    rng = np.random.default_rng(seed)
-    vol = model_to_map(load_model(model), box, apix)
-    n_mics = n_groups * mics_per_group
-    defocus = np.sort(rng.uniform(defocus_um[0], defocus_um[1], n_mics)) * 1e4
-    astig = rng.uniform(0.0, astig_A, n_mics)
-    angle = rng.uniform(0.0, 180.0, n_mics)
-    group = np.repeat(np.arange(1, n_groups + 1), mics_per_group)
-    (project / "truth").mkdir(parents=True, exist_ok=True)
-    eio.write(project / "truth" / "map.mrc", vol, apix=apix, overwrite=True)
-    _write_doc(project / "truth" / "params.spi", [1],
-               [[apix, kv, cs, amp, box, 0.0, n_mics]])
-    _write_doc(project / "truth" / "defocus.spi", np.arange(1, n_mics + 1),
-               np.column_stack([np.arange(1, n_mics + 1), defocus, astig, angle,
-                                defocus + astig / 2, defocus - astig / 2]))
-    spacing = box + 8
-    side = int(np.ceil(np.sqrt(per_mic)))
-    parts, sel_rows, id_rows = {g: [] for g in range(1, n_groups + 1)}, {g: [] for g in range(
-        1, n_groups + 1)}, []
-    pid = 0
-    for m in range(n_mics):
-        ctf = CTFParams(defocus[m] + astig[m] / 2, defocus[m] - astig[m] / 2, angle[m], kv, cs,
-                        amp, apix=apix)
-        imgs, t = simulate_particles(vol, per_mic, rng, apix=apix, shift_range_px=shift_px,
-                                     ctf=ctf, snr=snr)
-        imgs /= np.float32(t["noise_sigma"][0])
-        k = np.arange(per_mic)
-        X = (box + spacing * (k % side)).astype(float)          # 1-based box centres
-        Y = (box + spacing * (k // side)).astype(float)
-        xt, yt = X + t["sx"], Y + t["sy"]
-        _write_doc(project / "truth" / f"coords{m + 1:03d}.spi", k + 1,
-                   np.column_stack([xt, yt, t["psi"], t["theta"], t["phi"]]))
-        g = int(group[m])
-        for i in range(per_mic):
-            pid += 1
-            parts[g].append(imgs[i])
-            member = len(parts[g])
-            sel_rows[g].append([member, pid, m + 1, X[i], Y[i], defocus[m]])
-            id_rows.append([pid, m + 1, X[i], Y[i], defocus[m], g, member])
-    counts = []
-    for g in range(1, n_groups + 1):
-        eio.write(project / "Particles" / f"data{g:03d}.spi", np.stack(parts[g]), stack=True,
-                  overwrite=True)
-        rows = np.asarray(sel_rows[g])
-        _write_doc(project / "Particles" / f"sel{g:03d}.spi", rows[:, 0], rows)
-        counts.append([g, len(rows), rows[:, 5].mean()])
-    ids = np.asarray(id_rows)
-    _write_doc(project / "Particles" / "particles.spi", ids[:, 0], ids)
-    _write_doc(project / "Particles" / "group_counts.spi", np.arange(1, n_groups + 1), counts)
-    _write_doc(project / "Power_Spectra" / "def_groups.spi", np.arange(1, n_mics + 1),
-               np.column_stack([np.arange(1, n_mics + 1), defocus, group]))
-    grp_rows = [[g, mics_per_group, defocus[group == g].mean(), defocus[group == g].min(),
-                 defocus[group == g].max()] for g in range(1, n_groups + 1)]
-    _write_doc(project / "Power_Spectra" / "groups.spi", np.arange(1, n_groups + 1), grp_rows)
-    write_start_reference(project, vol, rng)
-    return {"n_particles": pid, "n_mics": n_mics, "n_groups": n_groups, "box": box,
-            "apix": apix, "snr": snr}
-
-
-# ----------------------------------------------------------------------------- end to end
 
 def simulate_project(project, *, n_mics: int, per_mic: int, box: int, apix: float,
                      mic_size: int, snr: float, defocus_um=(1.0, 3.0), seed: int = 1,

@@ -45,14 +45,16 @@ def test_pipeline_recovers_defocus_particles_and_map(project):
     # measured: median defocus error 0.3 %, recall 0.98, precision 1.0
     assert r["defocus"]["median_defocus_err_pct"] < 2.0
     assert r["picking"]["recall"] >= 0.9 and r["picking"]["precision"] >= 0.9
-    # measured 12.9 Å against the truth (true-angle reconstruction of the same
-    # particles: 11.7 Å, ratio 0.91); the 25 Å start alone gives > 25 Å
+    # measured 11.3 Å against the truth (true-angle reconstruction of the same
+    # particles: 9.6 Å, ratio 0.85); the 25 Å start alone gives > 25 Å
     assert r["fsc_vs_truth_0.5_A"] < 16.0
     assert r["resolution_ratio"] > 0.8
     assert r["fsc_halves_0.143_A"] < 16.0
-    # ADK at 3 Å/px is a 10-px blob: views are poorly defined (measured median 26°);
-    # a wrong angle convention gives ~90°
-    assert r["alignment"]["median_view_err_deg"] < 35.0
+    # ADK at 3 Å/px is a 10-px blob: views are poorly defined (measured median view
+    # error 15°, rotation error 17°); a wrong angle convention gives ~90°, a wrong
+    # in-plane sign ~100° of rotation error with the same view error
+    assert r["alignment"]["median_view_err_deg"] < 22.0
+    assert r["alignment"]["median_rot_err_deg"] < 25.0
     assert r["alignment"]["n_kept"] >= 0.85 * r["alignment"]["n_matched"]
     assert [p["it"] for p in r["per_iteration"]] == [1, 2]
 
