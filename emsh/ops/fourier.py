@@ -366,11 +366,8 @@ def tf_ed(ctx, src, apix, cs, lam, acr, dst):
 
 
 def _write_recon_doc(ctx, path, rows) -> None:
-    if ctx.is_root:
-        from emsh.io.docfile import write_doc
-
-        write_doc(path, np.arange(1, len(rows) + 1), rows,
-                  heading="  FREQ (1/A)    ROT. AVERAGE   FITTED CTF**2", **U.doc_options(ctx))
+    U.write_session_doc(ctx, path, np.arange(1, len(rows) + 1), rows,
+                        "  FREQ (1/A)    ROT. AVERAGE   FITTED CTF**2")
 
 
 TF_ED = Operation(

@@ -101,7 +101,7 @@ def hd_range(ctx, doc, column, n_bins, hmin, hmax, out):
 
 
 def _histogram(ctx, doc, column, n_bins, value_range, out):
-    from emsh.io.docfile import read_doc, write_doc
+    from emsh.io.docfile import read_doc
     from emsh.ops import _util as U
 
     d = read_doc(U.resolve(ctx, doc))
@@ -119,12 +119,11 @@ def _histogram(ctx, doc, column, n_bins, value_range, out):
     used = v[inside]
     ctx.check(used.size >= 2, f"{doc}: {used.size} value(s) in the histogram range; the S.D. "
               "needs at least 2", _COLUMN)
-    if ctx.is_root:
-        if out is not None:
-            write_doc(out, np.arange(1, n_bins + 1), np.stack([lower, counts], 1),
-                      heading=_HEADING, **U.doc_options(ctx))
-        else:
-            _text_plot(ctx, lower, counts)
+    if out is not None:
+        U.write_session_doc(ctx, out, np.arange(1, n_bins + 1), np.stack([lower, counts], 1),
+                            _HEADING)
+    elif ctx.is_root:
+        _text_plot(ctx, lower, counts)
     mean, sd = float(used.mean()), float(used.std(ddof=1))
     mode = histogram_mode(lower, counts, width)
     lo, hi = lower[0], lower[0] + width * (n_bins - 1)
