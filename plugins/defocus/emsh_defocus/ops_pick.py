@@ -89,8 +89,8 @@ def dg_pick(ctx, mic_template, mic_numbers, radius, box, threshold, max_picks,
     if ctx.is_root:
         for i, xy, score in sorted((r for part in gathered for r in part), key=lambda r: r[0]):
             name = _out_name(out, nums[i])
-            U.write_session_doc(ctx, name, np.arange(1, len(xy) + 1), np.column_stack([xy, score]),
-                       _COO_HEAD, 3)
+            U.write_session_doc(ctx, name, np.arange(1, len(xy) + 1),
+                                np.column_stack([xy, score]), _COO_HEAD, 3)
             total += len(xy)
             low = f", lowest score {score.min():.2f} SD" if len(score) else ""
             ctx.log(f"  micrograph {nums[i]:4d}: {len(xy):5d} picks{low} -> {name}")
@@ -159,7 +159,7 @@ def dg_window(ctx, mic_template, mic_numbers, coord_template, box, radius, group
 
     groups = sorted(set(group.values()))
     images = {g: [] for g in groups}
-    rows = {g: [np.zeros((0, 4))] for g in groups}   # id, mic, x, y per particle, in order
+    rows = {g: [np.zeros((0, 5))] for g in groups}   # id, mic, x, y, defocus, in order
     next_id = 1                  # ids follow the micrographs as listed, then the docs' order
     for n, path, xy in zip(nums, paths, coords):
         if len(xy) == 0:
@@ -168,7 +168,8 @@ def dg_window(ctx, mic_template, mic_numbers, coord_template, box, radius, group
         stack, kept = window_particles(eio.read(path), xy, box, radius)
         k, g = int(kept.sum()), group[n]
         images[g].append(stack)
-        rows[g].append(np.column_stack([next_id + np.arange(k), np.full(k, n), xy[kept]]))
+        rows[g].append(np.column_stack([next_id + np.arange(k), np.full(k, n), xy[kept],
+                                        np.full(k, defocus[n])]))
         next_id += k
         skipped = len(xy) - k
         ctx.log(f"  micrograph {n:4d}: {k:5d} windows -> group {g}"
@@ -176,14 +177,18 @@ def dg_window(ctx, mic_template, mic_numbers, coord_template, box, radius, group
 
     particles, counts, mean_df = [], [], []
     for g in groups:
-        r = np.concatenate(rows[g])
+        r, df = np.split(np.concatenate(rows[g]), [4], axis=1)
+        df = df[:, 0]
         members = np.arange(1, len(r) + 1)
-        df = np.array([defocus[int(m)] for m in r[:, 1]])
         U.write_session_doc(ctx, _out_name(sel, g), members, np.column_stack([members, r, df]),
-                   _SEL_HEAD, 6)
+                            _SEL_HEAD, 6)
+        name = _out_name(stk, g)
         if len(r):
-            eio.write(_out_name(stk, g), np.concatenate(images[g]), stack=True, overwrite=True)
+            eio.write(name, np.concatenate(images[g]), stack=True, overwrite=True)
         else:
+            old = Path(name.rstrip("@"))
+            if old.is_file():                 # an older run's stack would not match the doc
+                old.unlink()
             ctx.log(f"  group {g}: no particles, no stack written")
         particles.append(np.column_stack([r, df, np.full(len(r), g), members]))
         counts.append(len(r))
@@ -192,7 +197,8 @@ def dg_window(ctx, mic_template, mic_numbers, coord_template, box, radius, group
     table = table[np.argsort(table[:, 0], kind="stable")]
     U.write_session_doc(ctx, particle_doc, table[:, 0], table, _PAR_HEAD, 7)
     gs = np.array(groups, dtype=np.float64)
-    U.write_session_doc(ctx, count_doc, gs, np.column_stack([gs, counts, mean_df]), _CNT_HEAD, 3)
+    U.write_session_doc(ctx, count_doc, gs, np.column_stack([gs, counts, mean_df]),
+                        _CNT_HEAD, 3)
     total = int(sum(counts))
     ctx.log(f"  DG WINDOW: {total} particles in {len(groups)} groups")
     return total, int(max(groups))

@@ -119,12 +119,6 @@ class DatasetTruth:
         return {"apix": self.apix, "kv": self.kv, "cs": self.cs, "amp": self.amp,
                 "box": self.box, "radius": self.radius, "n_mics": self.n_mics}
 
-    def ctf(self, mic: int) -> CTFParams:
-        """CTF parameters of micrograph ``mic`` (1-based)."""
-        u, v, a = self.defocus[mic - 1]
-        return CTFParams(float(u), float(v), float(a), self.kv, self.cs, self.amp, 0.0, 0.0,
-                         self.apix)
-
     def angles_of(self, mic: int) -> np.ndarray:
         """(psi, theta, phi) of micrograph ``mic``'s particles (1-based)."""
         return self.angles[self.mic == mic]

@@ -142,6 +142,17 @@ def test_dg_window_writes_group_stacks_and_docs(tmp_path, rng):
     assert np.allclose(cnt.values, [[1, 3, 35000 / 3], [2, 2, 25000]], rtol=1e-5)
 
 
+def test_dg_window_rerun_leaves_no_stack_of_an_emptied_group(tmp_path, rng):
+    _write_inputs(tmp_path, rng)
+    run_in(tmp_path, WINDOW.format(mics="1-3", box=24, radius=8, groups="def_groups"))
+    assert (tmp_path / "Particles" / "data002.spi").is_file()
+    write_doc(tmp_path / "coo002.spi", np.zeros(0, int), np.zeros((0, 3)), overwrite=True)
+    s = run_in(tmp_path, WINDOW.format(mics="1-3", box=24, radius=8, groups="def_groups"))
+    assert s.get_register("n") == 3
+    assert read_doc(tmp_path / "Particles" / "sel002.spi").n_lines == 0
+    assert not (tmp_path / "Particles" / "data002.spi").exists()
+
+
 def test_dg_window_without_group_doc_puts_all_in_group_one(tmp_path, rng):
     _write_inputs(tmp_path, rng)
     s = run_in(tmp_path, WINDOW.format(mics="1,3", box=24, radius=8, groups="*"))
