@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,17 +157,28 @@ def _num(v) -> str:
 
 # ----------------------------------------------------------------------------- running
 
-def install_procedures(project, params: ReconParams) -> Path:
-    """Copy ``procedures/recon/*.proc`` into ``project/procs`` and write its params.proc.
+def install_procedures(project, params: ReconParams, *, overwrite: bool = False) -> Path:
+    """Copy ``procedures/recon/*.proc`` into ``project/procs`` and write its params.proc
+    (from ``params``, always); returns the folder.
 
-    Existing procedure files there are replaced (they are copies); returns the folder.
+    A procedure already there that differs from the repository's (one the user edited)
+    is kept unless ``overwrite``; it is then named in a UserWarning.
     """
     project = Path(project)
     dst = project / "procs"
     dst.mkdir(parents=True, exist_ok=True)
+    kept = []
     for f in sorted(procedures_folder().glob("*.proc")):
-        if f.name != "params.proc":
-            shutil.copyfile(f, dst / f.name)
+        if f.name == "params.proc":
+            continue
+        old = dst / f.name
+        if old.is_file() and not overwrite and old.read_bytes() != f.read_bytes():
+            kept.append(f.name)
+            continue
+        shutil.copyfile(f, old)
+    if kept:
+        warnings.warn(f"{dst}: kept your edited {', '.join(kept)} (overwrite=True replaces "
+                      "them with the repository's)", UserWarning, stacklevel=2)
     (dst / "params.proc").write_text(params.params_text())
     return dst
 

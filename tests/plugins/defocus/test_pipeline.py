@@ -94,6 +94,13 @@ def test_params_and_procedures_errors(tmp_path):
     assert float(S.read_param(tmp_path, "acr")) == pytest.approx(0.0656, abs=1e-3)
     with pytest.raises(UsageError, match="no finished refinement"):
         S.last_iteration(tmp_path)
+    edited = tmp_path / "procs" / "align.proc"
+    edited.write_text(edited.read_text() + "; my change\n")
+    with pytest.warns(UserWarning, match="kept your edited align.proc"):
+        P.install_procedures(tmp_path, PARAMS)
+    assert edited.read_text().endswith("; my change\n")
+    P.install_procedures(tmp_path, PARAMS, overwrite=True)
+    assert "; my change" not in edited.read_text()
 
 
 def _one_iteration_copy(src: Path, dst: Path) -> None:
