@@ -23,7 +23,7 @@ from emsh.errors import UsageError
 from emsh.kernels.align2d import AlignResult, apply_alignment, compose_alignment, multiref_align
 from emsh.kernels.filters import tanh_lowpass
 
-__all__ = ["Alignment", "group_averages", "within_group_refinement", "reset_far_shifts",
+__all__ = ["Alignment", "class_labels", "group_averages", "within_group_refinement", "reset_far_shifts",
            "align_over_ranks"]
 
 
@@ -81,6 +81,15 @@ def align_over_ranks(images, refs, comm=None, *, previous=None, allowed=None,
     return AlignResult(**{name: (None if parts[0][name] is None else
                                  np.concatenate([p[name] for p in parts]))
                           for name in parts[0]})
+
+
+def class_labels(members, n: int) -> np.ndarray:
+    """Class index (0-based) of each of ``n`` images from per-class member ids; -1 for
+    images in no class."""
+    lab = np.full(n, -1, dtype=np.int64)
+    for k, m in enumerate(members):
+        lab[np.asarray(m, dtype=np.int64)] = k
+    return lab
 
 
 def group_averages(images, labels, n_groups: int, ali: Alignment | None = None,

@@ -31,6 +31,7 @@ from emsh.kernels.align2d import compose_alignment
 from emsh.parallel import SerialComm
 from emsh.table import Table
 
+from .align import class_labels
 from .correct import apply_table, flip_phases, vpp_table
 from .generation import IsacResult, run_isac
 from .inputs import read_ctf, read_stack, stack_path
@@ -153,9 +154,7 @@ def write_outputs(folder, result: IsacResult, *, s: float, radius: float, stack_
     _write_text(out / "processed_images.txt", [str(int(i)) for i in result.processed], overwrite)
     _write_text(out / "not_processed_images.txt", [str(int(i)) for i in result.not_processed],
                 overwrite)
-    cls = np.zeros(n, dtype=np.int64)
-    for k, m in enumerate(result.members):
-        cls[m] = k + 1
+    cls = class_labels(result.members, n) + 1
     pre = np.zeros((n, 2)) if prealign_shifts is None else np.asarray(prealign_shifts)
     cols = {
         "rlnImageName": [f"{i + 1:06d}@{stack_name}" for i in range(n)],

@@ -22,8 +22,9 @@ import numpy as np
 from emsh.errors import DataFormatError, UsageError
 from emsh.io.hdf import read_attributes
 from emsh.io.star import read_star
-from emsh.kernels.align2d import apply_alignment, compose_alignment
+from emsh.kernels.align2d import compose_alignment
 
+from .align import Alignment, class_labels, group_averages
 from .correct import apply_table, flip_phases
 from .inputs import read_ctf
 from .prepare import subtract_inside_mean
@@ -174,22 +175,15 @@ def fullsize_averages(run: IsacRun, images, stack_file, numbers=None) -> np.ndar
                          else range(1, len(run.members) + 1))
     ids = np.unique(np.concatenate([run.members[k - 1] for k in nums]))
     x = _corrected(run, imgs, stack_file, ids)
-    ang, sh, mir = fullsize_parameters(run, ids)
-    aligned = apply_alignment(x, ang, sh, mir)
-    pos = np.searchsorted(ids, np.arange(run.n_images)).clip(0, len(ids) - 1)
-    out = np.empty((len(nums),) + imgs.shape[1:], dtype=np.float32)
-    for j, k in enumerate(nums):
-        out[j] = aligned[pos[run.members[k - 1]]].mean(axis=0)
-    return out
+    lab = class_labels([run.members[k - 1] for k in nums], run.n_images)[ids]
+    return group_averages(x, lab, len(nums), Alignment(*fullsize_parameters(run, ids)))
 
 
 def member_table(run: IsacRun, ids) -> dict:
     """Columns for the members ``ids``: class, original id, full-size parameters, and the
     CTF columns of ``isac_particles.star`` when the run had them."""
     ids = np.asarray(ids, dtype=np.int64)
-    cls = np.zeros(run.n_images, dtype=np.int64)
-    for k, m in enumerate(run.members):
-        cls[m] = k + 1
+    cls = class_labels(run.members, run.n_images) + 1
     ang, sh, mir = fullsize_parameters(run, ids)
     cols = {"rlnClassNumber": cls[ids], "emshIsacOriginalId": ids,
             "emshIsacAlpha": ang, "emshIsacShiftX": sh[:, 0], "emshIsacShiftY": sh[:, 1],
