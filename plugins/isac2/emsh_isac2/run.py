@@ -224,7 +224,7 @@ def isac2(stack_file, output_directory, radius: float, params: IsacParams | None
     if ctf is not None:
         x = flip_phases(x, ctf)
     elif prep.VPP:
-        rpw = vpp_table(x)
+        rpw = vpp_table(x[comm.my_slice(n)], n_total=n, comm=comm)   # spectra by rank
         x = apply_table(x, *rpw)
     s = shrink_ratio(radius, p.target_radius)
     pre_path = out / PREALIGN_FILE

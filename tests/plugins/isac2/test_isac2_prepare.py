@@ -134,6 +134,19 @@ def test_vpp_whitening_flattens_the_rotational_power_spectrum(rng):
     assert np.abs(after - 1).mean() < 0.02
 
 
+def test_vpp_table_from_blocks_summed_over_ranks_is_the_whole_stacks(rng):
+    x = rng.normal(0, 1, (30, 32, 32)).astype(np.float32)
+
+    class TwoRanks:                       # this rank holds x[:12], the other x[12:]
+        def allreduce(self, a):
+            other = np.sqrt(rotational_power_spectrum(x[12:], ndim=2)[1]).sum(0)
+            return a + other
+
+    freq, whole = vpp_table(x)
+    _, split = vpp_table(x[:12], n_total=30, comm=TwoRanks())
+    assert np.allclose(split, whole, rtol=1e-12)
+
+
 def test_filament_band_geometry(rng):
     imgs = rng.normal(0, 1, (3, 64, 64)).astype(np.float32)
     # width 20 original px -> 15 working px (s = 0.75), soft edge of 2 px beyond +-7.5
