@@ -2,9 +2,8 @@
 
 The whole (shrunk) stack is aligned without a reference to its own average: the first
 reference is the rotational average of the stack's mean, the next ones the average of
-the aligned images. Every image is searched for rotation, mirror and shift with
-:func:`emsh.kernels.align2d.align_to_reference` (the one polar aligner) around its
-current parameters; the translational search runs in stages of shrinking range and
+the aligned images. Every image, turned by its current parameters (the same turned
+images make that average), is searched for rotation, mirror and shift; the translational search runs in stages of shrinking range and
 step (SPHIRE's schedule, :func:`translation_schedule`), each stage iterated until the
 shifts change by less than ``tol`` pixels on average (at most ``max_iter`` times). The
 first pass of a stage searches its whole range; the later ones search one step around
@@ -104,10 +103,6 @@ def _rotational_average(img: np.ndarray) -> np.ndarray:
     return np.interp(r, np.arange(len(prof)), prof, right=0.0).astype(np.float32)
 
 
-def _average(images, ali) -> np.ndarray:
-    return apply_alignment(images, *ali).mean(axis=0, dtype=np.float64).astype(np.float32)
-
-
 def prealign(images, s: float, *, target_radius: int, ir: int = 1, max_iter: int = 8,
              tol: float = 0.05, comm=None, log=None) -> Prealignment:
     """Reference-free centring of a shrunk stack.
@@ -138,6 +133,7 @@ def prealign(images, s: float, *, target_radius: int, ir: int = 1, max_iter: int
     mir = np.zeros(n, dtype=bool)
     lines = []
     ref = _rotational_average(imgs.mean(axis=0, dtype=np.float64).astype(np.float32))
+    rot = imgs                    # the images under the current parameters
     passes = 0
     for rng_px, step in schedule:
         ou = min(int(target_radius), polar_limit((m, m)) - rng_px)
@@ -145,12 +141,14 @@ def prealign(images, s: float, *, target_radius: int, ir: int = 1, max_iter: int
             raise UsageError(f"pre-alignment: a {m} px box leaves no ring for a search of "
                              f"+-{rng_px} px (target_radius {target_radius})")
         for it in range(max_iter):
-            res = align_over_ranks(imgs, ref[None], comm, previous=(ang, shift, mir),
-                                   first_ring=ir, last_ring=ou,
+            # the rotated images made the reference and are searched again (no second
+            # rotation inside the aligner); the result composes with the parameters
+            res = align_over_ranks(rot, ref[None], comm, first_ring=ir, last_ring=ou,
                                    shift_range=rng_px if it == 0 else step, shift_step=step,
                                    mirror=True)
-            new_ang, new_mir = res.angle, res.mirror
-            u = centring_shifts(new_ang, res.shift)
+            new_ang, new_sh, new_mir = compose_alignment((ang, shift, mir),
+                                                         (res.angle, res.shift, res.mirror))
+            u = centring_shifts(new_ang, new_sh)
             u -= u.mean(axis=0)                               # center_method -1
             old_u = centring_shifts(ang, shift)
             change = float(np.mean(np.hypot(*(u - old_u).T)))
@@ -158,7 +156,8 @@ def prealign(images, s: float, *, target_radius: int, ir: int = 1, max_iter: int
             ang, shift, mir = compose_alignment((zero, u, np.zeros(n, bool)),
                                                 (new_ang, 0.0, new_mir))
             passes += 1
-            ref = _average(imgs, (ang, shift, mir))
+            rot = apply_alignment(imgs, ang, shift, mir)
+            ref = rot.mean(axis=0, dtype=np.float64).astype(np.float32)
             lines.append(f"pre-alignment: range {rng_px} step {step} pass {it + 1}: "
                          f"mean shift change {change:.3f} px")
             if it > 0 and change < tol:
