@@ -3,7 +3,9 @@ import numpy as np
 from emsh import blas
 
 
-def test_matmul_rows_equals_matmul_for_large_and_small_batches():
+def test_matmul_rows_equals_matmul_for_large_and_small_batches(monkeypatch):
+    monkeypatch.setattr(blas, "_workers", lambda: 3)       # the split path, on any machine
+    monkeypatch.setattr(blas, "_pool", None)
     rng = np.random.default_rng(3)
     for rows in (5, 1000):
         a = (rng.standard_normal((4, rows, 7)) + 1j * rng.standard_normal((4, rows, 7))).astype(np.complex64)
@@ -11,6 +13,7 @@ def test_matmul_rows_equals_matmul_for_large_and_small_batches():
         out = np.empty((4, rows, 9), np.complex64)
         blas.matmul_rows(a, b, out)
         assert np.allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+    assert blas._pool is not None and blas._pool._max_workers == 3
 
 
 def test_blas_is_limited_to_one_thread_after_first_use():
