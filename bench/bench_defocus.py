@@ -101,8 +101,9 @@ def run(size: str | None = None) -> dict:
         times["evaluate"] = round(time.perf_counter() - t1, 1)
         times["simulate"] = round(t_sim, 1)
         ali = r["alignment"]
+        matched = S.truth_of_particles(project)
         for row in r["per_iteration"]:       # how the angular error falls with the step
-            a = S.alignment_vs_truth(project, int(row["it"]))
+            a = S.alignment_vs_truth(project, int(row["it"]), matched)
             row["median_rot_err_deg"] = round(a["median_rot_err_deg"], 2)
             row["median_view_err_deg"] = round(a["median_view_err_deg"], 2)
         res = {
