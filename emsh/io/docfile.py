@@ -224,6 +224,12 @@ class DocFile:
         """Registers of every data line, each as long as its own count."""
         return [self.row(i) for i in range(self.n_lines)]
 
+    def incore(self) -> tuple[np.ndarray, np.ndarray]:
+        """SPIDER's in-core doc: the ascending unique keys and each one's **last** line's
+        registers, ``(keys (k,), values (k, n_cols))``."""
+        uk, last = _incore(self)
+        return uk, self.values[last]
+
     def get(self, key: int) -> np.ndarray:
         """Registers of ``key``: its **last** line, as ``UD``; a negative key reads comment key.
 

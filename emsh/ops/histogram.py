@@ -29,11 +29,7 @@ _COLUMN = "REGISTER (COLUMN) USED FOR HISTOGRAM"
 
 def column_values(doc, column: int) -> np.ndarray:
     """Register ``column`` of every key's last line (SPIDER's in-core doc), key order."""
-    keys = doc.keys
-    n = keys.size
-    _, first_rev = np.unique(keys[::-1], return_index=True)
-    last = n - 1 - first_rev
-    return doc.values[last, column - 1].astype(np.float64)
+    return doc.incore()[1][:, column - 1].astype(np.float64)
 
 
 def doc_histogram(values, n_bins: int, value_range: tuple[float, float] | None = None):

@@ -111,8 +111,8 @@ def dg_groups(ctx, doc, n_groups, mic_doc, group_doc):
     if d.n_lines == 0 or d.n_cols < 2:
         raise DataFormatError(path, "expected a defocus doc: micrograph in register 1, "
                               "defocus (A) in register 2")
-    keys = sorted(set(int(k) for k in d.keys))
-    vals = np.array([d.get(k)[:2] for k in keys])
+    keys, vals = d.incore()
+    vals = vals[:, :2]
     if len(set(vals[:, 0].astype(int))) != len(keys):
         raise DataFormatError(path, "a micrograph number appears on two keys")
     g = defocus_groups(vals[:, 0], vals[:, 1], n_groups)

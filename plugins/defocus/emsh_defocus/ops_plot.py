@@ -110,8 +110,7 @@ def _reference_angles(ctx, angles) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d = read_doc(U.resolve(ctx, angles))
     ctx.check(d.n_lines > 0 and d.n_cols >= 3, f"{angles}: a reference angles doc needs psi, "
               "theta, phi in registers 1-3 (VO EA)", "REFERENCE ANGLES DOC")
-    uk, first_rev = np.unique(d.keys[::-1], return_index=True)
-    rows = d.values[d.keys.size - 1 - first_rev]
+    uk, rows = d.incore()
     return uk, rows[:, 1], rows[:, 2]
 
 
@@ -154,8 +153,7 @@ def _fsc_curve(ctx, doc) -> tuple[np.ndarray, np.ndarray, float]:
     d = read_doc(U.resolve(ctx, doc))
     ctx.check(d.n_lines >= 2 and d.n_cols >= 3, f"{doc}: an FSC doc needs frequency, "
               "resolution and FSC in registers 1-3 on 2 or more lines (FSC op)", "FSC DOC")
-    uk, first_rev = np.unique(d.keys[::-1], return_index=True)
-    rows = d.values[d.keys.size - 1 - first_rev]
+    uk, rows = d.incore()
     freq, res, curve = rows[:, 0], rows[:, 1], rows[:, 2]
     ctx.check(bool(np.all(np.diff(freq) > 0)) and freq[0] >= 0 and freq[-1] <= 0.5 + 1e-6,
               f"{doc}: register 1 must rise with the key within 0..0.5 cycles/pixel",

@@ -74,9 +74,7 @@ def read_alignment(path) -> Alignment:
     if short.size:
         raise DataFormatError(p, f"key {int(d.keys[short[0]])} holds {int(d.nregs[short[0]])} "
                               "registers; an alignment doc has 15 (correlation in 11)")
-    keys = d.keys
-    uk, first_rev = np.unique(keys[::-1], return_index=True)
-    rows = d.values[keys.size - 1 - first_rev]
+    uk, rows = d.incore()
     member = np.rint(rows[:, 4]).astype(np.int64)
     member = np.where(member > 0, member, uk)         # no image number: the key is it
     mirrored = rows[:, 14] < 0 if rows.shape[1] >= 15 else np.zeros(len(uk), bool)
